@@ -1,0 +1,69 @@
+"""Audio in, one ``FramePose`` per video frame out: the stateful half of the avatar pipeline.
+
+The pipeline is split where frames may be dropped. Everything here is cheap and runs for every frame,
+because drivers carry state from frame to frame. Rendering (``realtime/render.py``) is stateless per
+frame, so a session that falls behind renders only the newest pose and skips the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .clock import MediaClock
+from .driver import MouthDriver
+from .idle import blink_at, head_at
+from .pose import FramePose
+from .vad import VoiceActivity
+
+
+class MotionPipeline:
+    """Feeds a driver and the VAD, and stamps each emitted mouth row with its frame index and idle motion.
+
+    Owned by one session and called from that session's single worker thread.
+    """
+
+    def __init__(self, clock: MediaClock, driver: MouthDriver, seed: int = 0) -> None:
+        self.clock = clock
+        self._driver = driver
+        self._vad = VoiceActivity()
+        self._seed = seed
+        self._next_frame = 0
+        self._samples_seen = 0
+
+    @property
+    def lookahead_samples(self) -> int:
+        """How far past a frame's end the pipeline must hear before emitting that frame."""
+        return self._driver.lookahead_samples
+
+    @property
+    def samples_seen(self) -> int:
+        """Input samples consumed so far: the session's media clock."""
+        return self._samples_seen
+
+    def push(self, audio: np.ndarray) -> list[FramePose]:
+        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames this audio completed."""
+        self._samples_seen += len(audio)
+        self._vad.push(audio)
+        poses = []
+        for mouth in self._driver.push(audio):
+            poses.append(self._pose(self._next_frame, mouth))
+            self._next_frame += 1
+        return poses
+
+    def _pose(self, index: int, mouth: np.ndarray) -> FramePose:
+        time_s = index / self.clock.fps
+        speaking = self._vad.is_speech(self.clock.frame_start(index), self.clock.frame_end(index))
+        return FramePose(
+            index=index,
+            mouth=mouth,
+            blink=blink_at(time_s, self._seed),
+            head=head_at(time_s, self._seed),
+            speaking=speaking,
+        )
+
+    def reset(self) -> None:
+        """Starts the clock again from sample 0."""
+        self._driver.reset()
+        self._vad.reset()
+        self._next_frame = 0
+        self._samples_seen = 0

@@ -1,0 +1,143 @@
+"""The aiohttp application: pages, signaling, avatars API and operations endpoints on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from lipstream.avatar import AvatarError, default_photo
+
+from .avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
+from .options import ServeOptions
+from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
+from .state import ServerState
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(str(importlib.resources.files("lipstream.web")))
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form boundaries and headers around the photo
+
+
+async def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / name, headers={"Cache-Control": "no-cache"})
+
+
+async def talk_page(request: web.Request) -> web.FileResponse:
+    """The talk page: microphone in, avatar out."""
+    return await _page("talk.html")
+
+
+async def viewer_page(request: web.Request) -> web.FileResponse:
+    """The viewer page for OBS: the avatar alone, full window."""
+    return await _page("viewer.html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the loop answers and the default avatar is ready."""
+    state = request.app[ServerState.KEY]
+    return web.json_response({"status": "ok", "sessions": len(state.sessions.by_id)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    state = request.app[ServerState.KEY]
+    return web.Response(
+        body=state.metrics.exposition(), content_type="text/plain", charset="utf-8"
+    )
+
+
+async def config(request: web.Request) -> web.Response:
+    """What the pages need to know about this server."""
+    state = request.app[ServerState.KEY]
+    return web.json_response(
+        {
+            "fps": state.options.fps,
+            "driver": state.options.driver,
+            "default_avatar": state.avatars.default_id,
+            "avatars": state.avatars.ids(),
+            "ice_servers": list(state.options.ice_servers),
+        }
+    )
+
+
+async def session_stats(request: web.Request) -> web.Response:
+    """Live figures of one session, for the talk page's readout."""
+    state = request.app[ServerState.KEY]
+    session = state.sessions.by_id.get(request.match_info["session_id"])
+    if session is None:
+        return web.json_response({"error": "no such session"}, status=404)
+    return web.json_response(session.stats())
+
+
+async def upload_avatar(request: web.Request) -> web.Response:
+    """Accepts a multipart photo upload (field ``photo``) and builds an avatar from it."""
+    state = request.app[ServerState.KEY]
+    try:
+        data = await _read_photo_field(request)
+        check_photo_bytes(data)
+        built = await state.avatars.add(data)
+    except UploadError as exc:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+    except AvatarError as exc:
+        return web.json_response({"error": str(exc)}, status=422)
+    return web.json_response(
+        {"id": built.avatar_id, "notes": list(built.notes)}, status=201
+    )
+
+
+async def _read_photo_field(request: web.Request) -> bytes:
+    if not request.content_type.startswith("multipart/"):
+        raise UploadError(415, "send the photo as multipart/form-data in a field named 'photo'")
+    reader = await request.multipart()
+    async for part in reader:
+        if getattr(part, "name", None) != "photo":
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data.extend(chunk)
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise UploadError(413, f"the photo is larger than {MAX_UPLOAD_BYTES} bytes")
+        return bytes(data)
+    raise UploadError(400, "no field named 'photo' in the upload")
+
+
+async def _load_default_avatar(app: web.Application) -> None:
+    state = app[ServerState.KEY]
+    photo = state.options.avatar_photo or default_photo()
+    built = await state.avatars.add(Path(photo))
+    state.avatars.default_id = built.avatar_id
+    for note in built.notes:
+        logger.info("Avatar %s: %s", built.avatar_id, note)
+    logger.info("Default avatar %s from %s", built.avatar_id, photo)
+
+
+async def _close_everything(app: web.Application) -> None:
+    state = app[ServerState.KEY]
+    sessions = list(state.sessions.by_id.values())
+    await asyncio.gather(*(end_session(state, s, "server shutting down") for s in sessions))
+    state.avatars.close()
+
+
+def create_app(options: ServeOptions) -> web.Application:
+    """Builds the app; the default avatar is prepared at startup (errors then stop the server)."""
+    app = web.Application(client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
+    app[ServerState.KEY] = ServerState(options)
+    app.on_startup.append(_load_default_avatar)
+    app.on_shutdown.append(_close_everything)
+    app.router.add_get("/", talk_page)
+    app.router.add_get("/viewer", viewer_page)
+    app.router.add_static("/static", WEB_DIR)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/config", config)
+    app.router.add_post("/api/avatars", upload_avatar)
+    app.router.add_post("/whip", whip_post)
+    app.router.add_delete("/whip/{session_id}", whip_delete)
+    app.router.add_get("/whip/{session_id}/stats", session_stats)
+    app.router.add_post("/whep/{channel}", whep_post)
+    app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
+    return app

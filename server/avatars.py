@@ -1,0 +1,90 @@
+"""The avatars this server can show: built once per photo, loaded once, shared by sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from lipstream.avatar import AvatarError, BuiltAvatar, build_avatar
+from lipstream.realtime.avatar import Avatar
+from lipstream.realtime.render import Renderer
+
+logger = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 20_000_000
+
+
+class UploadError(ValueError):
+    """An uploaded photo was refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_photo_bytes(data: bytes) -> None:
+    """Refuses uploads that are too big, not images, or too many pixels, before any decoding."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadError(413, f"the photo is {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES}")
+    if not data:
+        raise UploadError(400, "the upload is empty; send a JPEG or PNG photo in the 'photo' field")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size  # reads the header only: no decompression bomb
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UploadError(415, "the upload is not a readable image (JPEG, PNG or WebP)") from exc
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise UploadError(413, f"the photo has {width}x{height} pixels; the limit is 20 Mpx")
+
+
+class AvatarStore:
+    """Builds avatars off the event loop (one at a time) and caches a ``Renderer`` per avatar."""
+
+    def __init__(self, cache_dir: Path | None = None, render_threads: int = 1) -> None:
+        self._cache_dir = cache_dir
+        self._render_threads = render_threads
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="avatar-build")
+        self._built: dict[str, BuiltAvatar] = {}
+        self._renderers: dict[str, Renderer] = {}
+        self.default_id: str | None = None
+
+    async def add(self, photo: bytes | Path) -> BuiltAvatar:
+        """Builds (or finds in the cache) the avatar for ``photo``; raises ``AvatarError``."""
+        loop = asyncio.get_running_loop()
+        built = await loop.run_in_executor(self._builder, self._build, photo)
+        self._built[built.avatar_id] = built
+        return built
+
+    def _build(self, photo: bytes | Path) -> BuiltAvatar:
+        built = build_avatar(photo, cache_dir=self._cache_dir)
+        self._renderers.setdefault(built.avatar_id, self._load(built))
+        return built
+
+    def _load(self, built: BuiltAvatar) -> Renderer:
+        return Renderer(Avatar.load(built.path), threads=self._render_threads)
+
+    def renderer(self, avatar_id: str) -> Renderer:
+        """The renderer for a known avatar; raises ``KeyError`` for an unknown id."""
+        if avatar_id not in self._built:
+            raise KeyError(avatar_id)
+        return self._renderers[avatar_id]
+
+    def __contains__(self, avatar_id: object) -> bool:
+        return avatar_id in self._built
+
+    def ids(self) -> list[str]:
+        """Known avatar ids, the default first."""
+        return sorted(self._built, key=lambda i: i != self.default_id)
+
+    def close(self) -> None:
+        """Stops the build worker."""
+        self._builder.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["AvatarError", "AvatarStore", "UploadError", "check_photo_bytes"]

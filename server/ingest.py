@@ -1,0 +1,118 @@
+"""Incoming voice: format conversion for the pipeline, and the reader loops that feed a session.
+
+A WebRTC publisher and a WebSocket PCM publisher both end in ``AvatarSession.feed``. The reader loops
+also keep the media clock running when the input stalls (silence is fed, so the avatar idles instead of
+freezing) and notice when a publisher has vanished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from lipstream.realtime.clock import SAMPLE_RATE_HZ
+
+from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
+
+if TYPE_CHECKING:
+    from .session import AvatarSession
+
+logger = logging.getLogger(__name__)
+
+STARVED_AFTER_S = 0.1  # no packet for 5 Opus frames: assume the sender paused and feed silence
+SILENCE_STEP_S = 0.02  # silence is fed in 20 ms frames, like real packets
+VANISHED_AFTER_S = 6.0  # a WebRTC publisher that sends nothing this long is gone (browsers send silence)
+
+
+@dataclass(frozen=True)
+class ConvertedAudio:
+    """One input frame in the two forms the session needs."""
+
+    pipeline: np.ndarray  # (n,) float32 at 16 kHz mono, for the drivers
+    voice: list[av.AudioFrame]  # 48 kHz s16 stereo, to be re-sent with the video
+
+
+class AudioFrontEnd:
+    """Resamples incoming frames of any rate and layout; owned by one session's worker thread."""
+
+    def __init__(self) -> None:
+        self._to_pipeline = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+        self._to_voice = av.AudioResampler(format="s16", layout=VOICE_LAYOUT, rate=VOICE_RATE_HZ)
+
+    def convert(self, frame: av.AudioFrame) -> ConvertedAudio:
+        """Converts one frame. PyAV's resampler (libswresample) is used, not hand-written code."""
+        frame.pts = None  # the session keeps time by sample count; decoder pts may jump after loss
+        pipeline = [f.to_ndarray().reshape(-1) for f in self._to_pipeline.resample(frame)]
+        samples = np.concatenate(pipeline) if pipeline else np.zeros(0, dtype=np.float32)
+        if _is_voice_format(frame):
+            voice = [frame]
+        else:
+            voice = list(self._to_voice.resample(frame))
+        return ConvertedAudio(pipeline=samples.astype(np.float32, copy=False), voice=voice)
+
+
+def _is_voice_format(frame: av.AudioFrame) -> bool:
+    return (
+        frame.format.name == "s16"
+        and frame.layout.name == VOICE_LAYOUT
+        and frame.sample_rate == VOICE_RATE_HZ
+    )
+
+
+def silence(duration_s: float) -> av.AudioFrame:
+    """Silence in the voice format, for keeping the clock going while no input arrives."""
+    return silent_voice_frame(int(round(duration_s * VOICE_RATE_HZ)))
+
+
+def pcm_frame(pcm: bytes, sample_rate_hz: int) -> av.AudioFrame:
+    """Wraps little-endian s16 mono PCM (the WebSocket ingest format) as a frame."""
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = sample_rate_hz
+    return frame
+
+
+class SilenceFiller:
+    """Tracks how much media time the input has covered and tops it up with silence when it stalls."""
+
+    def __init__(self) -> None:
+        self._covered_until = time.monotonic()
+
+    def heard(self) -> None:
+        """Real audio arrived: media time has caught up with the wall clock."""
+        self._covered_until = time.monotonic()
+
+    def due(self) -> float:
+        """Seconds of silence to feed now (a multiple of ``SILENCE_STEP_S``; 0 if none)."""
+        gap = time.monotonic() - self._covered_until
+        steps = int(gap / SILENCE_STEP_S)
+        self._covered_until += steps * SILENCE_STEP_S
+        return steps * SILENCE_STEP_S
+
+
+async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
+    """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended."""
+    filler = SilenceFiller()
+    last_heard = time.monotonic()
+    while True:
+        try:
+            frame = await asyncio.wait_for(track.recv(), STARVED_AFTER_S)
+        except asyncio.TimeoutError:
+            if time.monotonic() - last_heard > VANISHED_AFTER_S:
+                return f"no audio from the client for {VANISHED_AFTER_S:.0f} s"
+            gap_s = filler.due()
+            if gap_s > 0:
+                await session.feed(silence(gap_s))
+            continue
+        except MediaStreamError:
+            return "the client's audio track ended"
+        last_heard = time.monotonic()
+        filler.heard()
+        await session.feed(frame)

@@ -1,0 +1,92 @@
+"""``lipstream render``: the live pipeline run over a file, muxed with its audio in sync.
+
+The audio is fed in 20 ms chunks, exactly as the server feeds WebRTC packets, so offline frames are the
+frames a live session would have rendered. Frame n is placed at n/fps; the audio starts at 0, so lips and
+voice line up without the live pipeline delay.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from lipstream.avatar import build_avatar
+from lipstream.realtime.avatar import Avatar
+from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
+from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.render import Renderer
+
+from .state import make_driver
+
+CHUNK_SAMPLES = SAMPLE_RATE_HZ // 50  # 20 ms, one WebRTC Opus packet
+OUTPUT_AUDIO_RATE_HZ = 48_000
+
+
+def read_audio_16k(path: Path) -> np.ndarray:
+    """Decodes any audio file PyAV reads into ``(n,)`` float32 mono at 16 kHz."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+    chunks = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError(f"{path} has no audio stream")
+        for frame in container.decode(audio=0):
+            frame.pts = None
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    if not chunks:
+        raise ValueError(f"{path} holds no audio samples")
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
+    """Feeds ``audio`` in live-sized chunks, then pads with silence so the last frame completes."""
+    poses = []
+    for start in range(0, len(audio), CHUNK_SAMPLES):
+        poses.extend(pipeline.push(audio[start : start + CHUNK_SAMPLES]))
+    tail = pipeline.lookahead_samples + pipeline.clock.frame_end(0)
+    poses.extend(pipeline.push(np.zeros(tail, dtype=np.float32)))
+    n_frames = -(-len(audio) * pipeline.clock.fps // SAMPLE_RATE_HZ)
+    return poses[:n_frames]
+
+
+def render_file(
+    photo: Path, audio_path: Path, output: Path, fps: int = 25, driver: str = "learned"
+) -> dict[str, float]:
+    """Renders ``audio_path`` spoken by ``photo`` into ``output`` (MP4, H.264 + AAC); returns timings."""
+    started = time.perf_counter()
+    renderer = Renderer(Avatar.load(build_avatar(photo, progress=True).path))
+    clock = MediaClock(fps=fps)
+    audio = read_audio_16k(audio_path)
+    poses = render_poses(MotionPipeline(clock, make_driver(driver, clock)), audio)
+    with av.open(str(output), "w") as container:
+        width, height = renderer.frame_size
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "veryfast", "crf": "20"}
+        sound = container.add_stream("aac", rate=OUTPUT_AUDIO_RATE_HZ)
+        for pose in tqdm(poses, desc="render", unit="frame"):
+            frame = av.VideoFrame.from_ndarray(renderer.render(pose), format="rgb24")
+            frame.pts = pose.index
+            frame.time_base = Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        _mux_audio(container, sound, audio)
+    elapsed = time.perf_counter() - started
+    return {"frames": len(poses), "audio_s": len(audio) / SAMPLE_RATE_HZ, "elapsed_s": elapsed}
+
+
+def _mux_audio(container: av.container.OutputContainer, stream: av.AudioStream,
+               audio: np.ndarray) -> None:
+    frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = SAMPLE_RATE_HZ
+    frame.pts = 0
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=OUTPUT_AUDIO_RATE_HZ,
+                                  frame_size=1024)
+    for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
+        container.mux(stream.encode(resampled))
+    container.mux(stream.encode(None))

@@ -1,0 +1,220 @@
+"""One avatar session: the media clock between the incoming voice and the outgoing face and voice.
+
+Audio frames go through the session's worker thread (resample, VAD, driver) and come back as frame
+poses. A render loop renders only the newest pose (older ones are dropped, never queued) and releases the
+video frame together with the voice it covers, so voice and lips leave the server together and the held
+voice delay stays bounded for the whole session. All CPU work runs on the session's own single-thread
+executor: stages stay ordered without locks, and one slow session cannot stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from lipstream.realtime.clock import MediaClock
+from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.pose import FramePose
+from lipstream.realtime.render import Renderer
+
+from .ingest import AudioFrontEnd
+from .metrics import Metrics
+from .tasks import TaskOwner
+from .tracks import AvatarVideoTrack, VoiceTrack
+
+logger = logging.getLogger(__name__)
+
+MAX_VOICE_LEAD_FRAMES = 2  # voice waits at most this many frames for a late render, so it never stalls
+RECENT_DELAYS = 250  # voice frames (5 s) behind the delay figure shown on the talk page
+
+
+@dataclass(frozen=True)
+class HeldVoice:
+    """A voice frame waiting for the video frame that covers its last sample."""
+
+    end_sample: int  # pipeline sample index just past this frame's audio
+    frame: av.AudioFrame
+    arrived_s: float  # time.monotonic() when it reached the server
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What the worker thread returns for one input frame."""
+
+    voice: list[av.AudioFrame]
+    poses: list[FramePose]
+    samples_seen: int
+
+
+class AvatarSession:
+    """Pipeline, renderer, outgoing tracks and their consumers for one speaking client or channel.
+
+    Call every method on the event loop. ``close()`` is idempotent and frees everything the session owns.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        channel: str,
+        clock: MediaClock,
+        pipeline: MotionPipeline,
+        renderer: Renderer,
+        metrics: Metrics,
+    ) -> None:
+        self.id = session_id
+        self.channel = channel
+        self.clock = clock
+        self.video = AvatarVideoTrack(clock.fps)
+        self.voice = VoiceTrack()
+        self.tasks = TaskOwner(f"Session({session_id})")
+        self.closed = asyncio.Event()
+        self._pipeline = pipeline
+        self._renderer = renderer
+        self._metrics = metrics
+        self._front_end = AudioFrontEnd()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"session-{session_id}")
+        self._relay = MediaRelay()
+        self._peers: set[RTCPeerConnection] = set()
+        self._held: deque[HeldVoice] = deque()
+        self._pending_pose: FramePose | None = None
+        self._pose_ready = asyncio.Event()
+        self._newest_ready = -1
+        self._recent_delays_s: deque[float] = deque(maxlen=RECENT_DELAYS)
+        self.frames_rendered = 0
+        self.frames_dropped = 0
+        self.tasks.start("render", self._render_loop())
+
+    # --- consumers -------------------------------------------------------------------------------
+
+    def own(self, pc: RTCPeerConnection) -> None:
+        """Makes ``pc`` close with the session."""
+        self._peers.add(pc)
+
+    def attach(self, pc: RTCPeerConnection, video: bool = True, voice: bool = True) -> None:
+        """Adds the avatar tracks to ``pc`` (through the relay); ``pc`` then closes with the session."""
+        self.own(pc)
+        if video:
+            pc.addTrack(self._relay.subscribe(self.video, buffered=False))
+        if voice:
+            pc.addTrack(self._relay.subscribe(self.voice, buffered=True))
+
+    async def detach(self, pc: RTCPeerConnection) -> None:
+        """Closes one consumer's connection; the session and other consumers carry on."""
+        self._peers.discard(pc)
+        await pc.close()
+
+    @property
+    def consumers(self) -> int:
+        """Peer connections attached now (the publisher's own included)."""
+        return len(self._peers)
+
+    # --- input -----------------------------------------------------------------------------------
+
+    async def feed(self, frame: av.AudioFrame) -> None:
+        """Runs one input audio frame through the pipeline and releases whatever it completes."""
+        arrived_s = time.monotonic()
+        loop = asyncio.get_running_loop()
+        done = await loop.run_in_executor(self._executor, self._process, frame)
+        for voice in done.voice:
+            self._held.append(HeldVoice(done.samples_seen, voice, arrived_s))
+        if done.poses:
+            self._offer(done.poses)
+        lead_limit = self._newest_ready - MAX_VOICE_LEAD_FRAMES
+        if lead_limit >= 0:
+            self._release_voice(self.clock.frame_end(lead_limit))
+
+    def _process(self, frame: av.AudioFrame) -> Processed:
+        """Worker thread: resample and advance the motion pipeline."""
+        start = time.thread_time()
+        converted = self._front_end.convert(frame)
+        mid = time.thread_time()
+        poses = self._pipeline.push(converted.pipeline)
+        end = time.thread_time()
+        self._metrics.stage_cpu.labels("resample").inc(mid - start)
+        self._metrics.stage_cpu.labels("motion").inc(end - mid)
+        return Processed(converted.voice, poses, self._pipeline.samples_seen)
+
+    def _offer(self, poses: list[FramePose]) -> None:
+        skipped = len(poses) - 1 + (self._pending_pose is not None)
+        if skipped:
+            self.frames_dropped += skipped
+            self._metrics.frames_dropped.inc(skipped)
+        self._pending_pose = poses[-1]
+        self._newest_ready = poses[-1].index
+        self._pose_ready.set()
+
+    # --- output ----------------------------------------------------------------------------------
+
+    async def _render_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._pose_ready.wait()
+            self._pose_ready.clear()
+            pose, self._pending_pose = self._pending_pose, None
+            if pose is None:
+                continue
+            image = await loop.run_in_executor(self._executor, self._render, pose)
+            self.video.publish(image, pose.index)
+            self.frames_rendered += 1
+            self._metrics.frames_rendered.inc()
+            self._release_voice(self.clock.frame_end(pose.index))
+
+    def _render(self, pose: FramePose) -> np.ndarray:
+        start = time.thread_time()
+        image = self._renderer.render(pose)
+        self._metrics.stage_cpu.labels("render").inc(time.thread_time() - start)
+        return image
+
+    def _release_voice(self, until_sample: int) -> None:
+        now = time.monotonic()
+        while self._held and self._held[0].end_sample <= until_sample:
+            held = self._held.popleft()
+            self.voice.publish(held.frame)
+            self._metrics.voice_delay.observe(now - held.arrived_s)
+            self._recent_delays_s.append(now - held.arrived_s)
+
+    def stats(self) -> dict[str, object]:
+        """Live figures for the talk page; ``pipeline_delay_ms`` is the median voice hold of the last 5 s."""
+        delays = sorted(self._recent_delays_s)
+        median_ms = 1000.0 * delays[len(delays) // 2] if delays else None
+        return {
+            "session": self.id,
+            "channel": self.channel,
+            "fps": self.clock.fps,
+            "lookahead_ms": 1000.0 * self._pipeline.lookahead_samples / self.clock.sample_rate_hz,
+            "pipeline_delay_ms": median_ms,
+            "frames_rendered": self.frames_rendered,
+            "frames_dropped": self.frames_dropped,
+            "consumers": len(self._peers),
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stops tracks, closes every attached connection and the worker; safe to call twice."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        await self.tasks.cancel_all()
+        self.video.stop()
+        self.voice.stop()
+        peers, self._peers = list(self._peers), set()
+        await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        logger.info("Session(%s) closed after %d frames (%d dropped)", self.id,
+                    self.frames_rendered, self.frames_dropped)
+
+
+def is_audio(track: MediaStreamTrack) -> bool:
+    """Whether ``track`` carries audio."""
+    return track.kind == "audio"

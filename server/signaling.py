@@ -1,0 +1,208 @@
+"""WHIP ingest with a return path, and WHEP egress for viewers.
+
+WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201 and
+``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also carries the
+avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST /whep/<channel>`` attaches a
+viewer to the channel's session; viewers never disturb the speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from .ingest import pump_track
+from .registry import RETRY_AFTER_S, RegistryError
+from .sdp_check import OfferError, OfferShape, check_publisher_offer, check_viewer_offer
+from .session import AvatarSession
+from .state import ServerState
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 15.0  # ICE + DTLS on a real network; a client that never connects is dropped
+SDP_CONTENT_TYPE = "application/sdp"
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n", headers=headers)
+
+
+async def _read_offer(request: web.Request) -> str:
+    if request.content_type != SDP_CONTENT_TYPE:
+        raise web.HTTPUnsupportedMediaType(
+            text=f"expected Content-Type {SDP_CONTENT_TYPE}, got {request.content_type or 'none'}\n"
+        )
+    try:
+        return await request.text()
+    except UnicodeDecodeError as exc:
+        raise web.HTTPBadRequest(text="the SDP offer is not valid UTF-8 text\n") from exc
+
+
+def new_peer_connection(state: ServerState) -> RTCPeerConnection:
+    """A peer connection using the configured STUN/TURN servers."""
+    servers = [RTCIceServer(urls=url) for url in state.options.ice_servers]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
+
+
+async def _answer(pc: RTCPeerConnection, offer_sdp: str) -> str:
+    await pc.setLocalDescription(await pc.createAnswer())
+    return pc.localDescription.sdp
+
+
+async def whip_post(request: web.Request) -> web.Response:
+    """Starts a speaking session from a WHIP offer."""
+    state = request.app[ServerState.KEY]
+    offer_sdp = await _read_offer(request)
+    try:
+        shape = check_publisher_offer(offer_sdp)
+    except OfferError as exc:
+        state.metrics.sessions_rejected.labels("bad_offer").inc()
+        return _error(400, str(exc))
+    avatar_id = request.query.get("avatar") or state.avatars.default_id
+    if avatar_id not in state.avatars:
+        return _error(404, f"unknown avatar {avatar_id!r}; upload a photo to /api/avatars first")
+    session_id = secrets.token_hex(6)
+    channel = request.query.get("channel") or session_id
+    try:
+        state.sessions.reserve(channel)
+    except RegistryError as exc:
+        state.metrics.sessions_rejected.labels(str(exc.status)).inc()
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else {}
+        return _error(exc.status, str(exc), **headers)
+    try:
+        session = state.new_session(session_id, channel, avatar_id)
+    except BaseException:
+        state.sessions.release(channel)
+        raise
+    state.sessions.add(session)
+    state.metrics.sessions.set(len(state.sessions.by_id))
+    try:
+        answer_sdp = await _connect_publisher(state, session, offer_sdp, shape)
+    except Exception as exc:  # aiortc raises ValueError and several of its own errors on bad SDP
+        logger.info("Session(%s) offer refused: %s", session_id, exc)
+        await end_session(state, session, f"bad offer: {exc}")
+        state.metrics.sessions_rejected.labels("bad_offer").inc()
+        return _error(400, f"the SDP offer could not be used: {exc}")
+    logger.info("Session(%s) started on channel %r with avatar %s", session_id, channel, avatar_id)
+    return web.Response(
+        status=201,
+        text=answer_sdp,
+        content_type=SDP_CONTENT_TYPE,
+        headers={"Location": f"/whip/{session_id}"},
+    )
+
+
+async def _connect_publisher(
+    state: ServerState, session: AvatarSession, offer_sdp: str, shape: OfferShape
+) -> str:
+    pc = new_peer_connection(state)
+    connected = asyncio.Event()
+    session.own(pc)
+
+    @pc.on("connectionstatechange")
+    async def _on_state() -> None:
+        logger.info("Session(%s) connection -> %s", session.id, pc.connectionState)
+        if pc.connectionState == "connected":
+            connected.set()
+        elif pc.connectionState in ("failed", "closed") and not session.closed.is_set():
+            session.tasks.start("end", end_session(state, session, f"connection {pc.connectionState}"))
+
+    @pc.on("track")
+    def _on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            session.tasks.start("ingest", _run_publisher(state, session, track, connected))
+
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
+    return await _answer(pc, offer_sdp)
+
+
+async def _run_publisher(
+    state: ServerState, session: AvatarSession, track: MediaStreamTrack, connected: asyncio.Event
+) -> None:
+    try:
+        await asyncio.wait_for(connected.wait(), CONNECT_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        reason = f"the client did not connect within {CONNECT_TIMEOUT_S:.0f} s"
+    else:
+        reason = await pump_track(session, track)
+    await end_session(state, session, reason)
+
+
+async def end_session(state: ServerState, session: AvatarSession, reason: str) -> None:
+    """Closes ``session`` and frees its slot; idempotent."""
+    if not session.closed.is_set():
+        logger.info("Session(%s) ending: %s", session.id, reason)
+    state.sessions.remove(session)
+    state.metrics.sessions.set(len(state.sessions.by_id))
+    await session.close()
+
+
+async def whip_delete(request: web.Request) -> web.Response:
+    """Ends a session (the WHIP client hung up)."""
+    state = request.app[ServerState.KEY]
+    session = state.sessions.by_id.get(request.match_info["session_id"])
+    if session is None:
+        return _error(404, "no such session")
+    await end_session(state, session, "the client sent DELETE")
+    return web.Response(status=200)
+
+
+async def whep_post(request: web.Request) -> web.Response:
+    """Attaches a viewer to the session publishing on a channel."""
+    state = request.app[ServerState.KEY]
+    channel = request.match_info["channel"]
+    offer_sdp = await _read_offer(request)
+    try:
+        shape = check_viewer_offer(offer_sdp)
+    except OfferError as exc:
+        return _error(400, str(exc))
+    session = state.sessions.by_channel.get(channel)
+    if session is None:
+        return _error(404, f"nobody is speaking on channel {channel!r}")
+    pc = new_peer_connection(state)
+    viewer_id = secrets.token_hex(6)
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
+        answer_sdp = await _answer(pc, offer_sdp)
+    except Exception as exc:  # as in whip_post: aiortc's errors on unusable offers vary
+        await pc.close()
+        return _error(400, f"the SDP offer could not be used: {exc}")
+    state.viewers[viewer_id] = (session, pc)
+    state.metrics.viewers.set(len(state.viewers))
+
+    @pc.on("connectionstatechange")
+    async def _on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            await _drop_viewer(state, viewer_id)
+
+    return web.Response(
+        status=201,
+        text=answer_sdp,
+        content_type=SDP_CONTENT_TYPE,
+        headers={"Location": f"/whep/{channel}/{viewer_id}"},
+    )
+
+
+async def _drop_viewer(state: ServerState, viewer_id: str) -> None:
+    entry = state.viewers.pop(viewer_id, None)
+    state.metrics.viewers.set(len(state.viewers))
+    if entry is not None:
+        session, pc = entry
+        await session.detach(pc)
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    """Detaches a viewer."""
+    state = request.app[ServerState.KEY]
+    viewer_id = request.match_info["viewer_id"]
+    if viewer_id not in state.viewers:
+        return _error(404, "no such viewer")
+    await _drop_viewer(state, viewer_id)
+    return web.Response(status=200)

@@ -1,0 +1,59 @@
+"""What one running app holds: options, metrics, avatars, sessions and viewers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from aiohttp import web
+from aiortc import RTCPeerConnection
+
+from lipstream.realtime.clock import MediaClock
+from lipstream.realtime.driver import MouthDriver
+from lipstream.realtime.loudness import LoudnessDriver
+from lipstream.realtime.pipeline import MotionPipeline
+
+from .avatars import AvatarStore
+from .metrics import Metrics, new_metrics
+from .options import ServeOptions
+from .registry import SessionRegistry
+from .session import AvatarSession
+
+
+def make_driver(name: str, clock: MediaClock) -> MouthDriver:
+    """The mouth driver called ``name`` ("learned" or "loudness") for one session."""
+    if name == "loudness":
+        return LoudnessDriver(clock)
+    from lipstream.realtime.motion import LearnedDriver  # loads the shipped ONNX models
+
+    return LearnedDriver(clock)
+
+
+@dataclass
+class ServerState:
+    """Shared by every handler through ``app[ServerState.KEY]``; used on the event loop only."""
+
+    KEY: ClassVar[web.AppKey[ServerState]] = web.AppKey("lipstream_state")
+
+    options: ServeOptions
+    metrics: Metrics = field(default_factory=new_metrics)
+    avatars: AvatarStore = field(init=False)
+    sessions: SessionRegistry = field(init=False)
+    viewers: dict[str, tuple[AvatarSession, RTCPeerConnection]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.avatars = AvatarStore(self.options.cache_dir)
+        self.sessions = SessionRegistry(self.options.max_sessions)
+        self.clock = MediaClock(fps=self.options.fps)
+
+    def new_session(self, session_id: str, channel: str, avatar_id: str) -> AvatarSession:
+        """A session for ``avatar_id`` with a fresh driver; not yet registered."""
+        pipeline = MotionPipeline(self.clock, make_driver(self.options.driver, self.clock))
+        return AvatarSession(
+            session_id,
+            channel,
+            self.clock,
+            pipeline,
+            self.avatars.renderer(avatar_id),
+            self.metrics,
+        )

@@ -1,0 +1,293 @@
+"""Geometry of one face: framing, mouth closing, and the rig the generator reads.
+
+All functions here are pure numpy/cv2 on arrays in pixel units; ``build.py`` strings them together.
+Pixel centres sit at ``i + 0.5`` (the convention of the generator's ``grid_sample``), landmarks are
+continuous coordinates in the same system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+
+# MediaPipe face-mesh landmark indices.
+FOREHEAD, CHIN, NOSE_TIP, NOSE_BASE = 10, 152, 1, 2
+CHEEK_RIGHT_IMG, CHEEK_LEFT_IMG = 234, 454  # outermost face points, image left / right
+MOUTH_CORNERS = (61, 291)
+UPPER_LIP_TOP, UPPER_LIP_IN, LOWER_LIP_IN, LOWER_LIP_BOTTOM = 0, 13, 14, 17
+INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+EYES = (  # (corner a, corner b, upper lid a->b, lower lid a->b)
+    (33, 133, (33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133)),
+    (362, 263, (362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263)),
+)  # fmt: skip
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
+
+CROP_PER_FACE_H = 1.6  # face crop side / face height: forehead to below the chin, cheek to cheek
+MAX_CROP_PX = 256  # the generator's cost grows with the crop area; the frame is scaled to fit
+MIN_FRAME_PX = 512
+MAX_FRAME_W, MAX_FRAME_H = 1280, 720
+FACE_CENTRE_FROM_TOP = 0.45  # where the face centre sits in the frame, fraction of frame height
+ALPHA_UP = 0.25  # upper-lip share of the lip gap; the jaw carries the rest
+NECK_PER_FACE_H = 0.15
+JAW_HALF_WIDTHS = 2.6
+WIDTH_BAND_PER_FACE_H = 0.1
+PIVOT_BELOW_CHIN = 0.3  # idle roll pivots about the neck, in face heights below the chin
+LID_BAND_PER_EYE_H = 0.9  # upper-lid skin that covers the eye in a blink, per eye opening
+BORDER_FADE_FRACTION = 0.08  # of the crop side, at each edge, over which every field fades out
+MIN_GAP_TO_CLOSE_PX = 1.0
+TEETH_RGB = (228.0, 220.0, 200.0)
+CAVITY_RGB = (62.0, 20.0, 24.0)
+TONGUE_RGB = (170.0, 78.0, 84.0)
+NOMINAL_SKIN_LUMA = 150.0  # skin brightness for which the colours above are right
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How the photo maps into the output frame and where the face crop sits in it.
+
+    ``frame = photo * scale - offset`` (px); the crop is ``crop_px`` square at ``crop_xy`` in the frame.
+    """
+
+    scale: float
+    offset_xy: tuple[float, float]
+    frame_wh: tuple[int, int]
+    crop_xy: tuple[int, int]
+    crop_px: int
+
+
+def face_height(lm: np.ndarray) -> float:
+    """Distance between landmarks 10 and 152, the unit of the mouth parameters."""
+    return float(np.linalg.norm(lm[FOREHEAD, :2] - lm[CHIN, :2]))
+
+
+def _even(x: float) -> int:
+    return int(round(x / 2.0)) * 2
+
+
+def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
+    """Chooses the output frame (>= 512x512, <= 1280x720, even) and face crop for a photo."""
+    pw, ph = photo_wh
+    face_h = face_height(lm)
+    centre = (lm[FOREHEAD, :2] + lm[CHIN, :2]) / 2.0
+    scale = min(MAX_CROP_PX / (CROP_PER_FACE_H * face_h), max(1.0, MIN_FRAME_PX / min(pw, ph)))
+    fw = min(max(_even(pw * scale), MIN_FRAME_PX), MAX_FRAME_W)
+    fh = min(max(_even(ph * scale), MIN_FRAME_PX), MAX_FRAME_H)
+    offs = []
+    for size_s, frame_n, c, frac in ((pw * scale, fw, centre[0], 0.5), (ph * scale, fh, centre[1], FACE_CENTRE_FROM_TOP)):
+        o = c * scale - frac * frame_n
+        o = (size_s - frame_n) / 2.0 if size_s <= frame_n else min(max(o, 0.0), size_s - frame_n)
+        offs.append(float(round(o)))
+    crop = min(_even(CROP_PER_FACE_H * face_h * scale), MAX_CROP_PX, fw, fh)
+    cx, cy = centre * scale - np.array(offs)
+    x0 = int(min(max(round(cx - crop / 2), 0), fw - crop))
+    y0 = int(min(max(round(cy - crop / 2), 0), fh - crop))
+    return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), crop)
+
+
+def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:
+    """Resamples the photo into the output frame (area filter when shrinking, edges replicated)."""
+    s = framing.scale
+    ox, oy = framing.offset_xy
+    mat = np.array([[s, 0.0, -ox + 0.5 * s - 0.5], [0.0, s, -oy + 0.5 * s - 0.5]])
+    src = rgb
+    if s < 1.0:  # warpAffine has no area filter: shrink with resize first, then shift
+        small = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        sx, sy = small.shape[1] / rgb.shape[1], small.shape[0] / rgb.shape[0]
+        mat = np.array([[s / sx, 0.0, -ox + 0.5 * s / sx - 0.5], [0.0, s / sy, -oy + 0.5 * s / sy - 0.5]])
+        src = small
+    return cv2.warpAffine(
+        src, mat, framing.frame_wh, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+@dataclass(frozen=True)
+class MouthFrame:
+    """Mouth coordinate frame: origin on the closed seam, unit vectors, half width, seam curve."""
+
+    centre: np.ndarray  # (2,) px
+    right: np.ndarray  # (2,) unit, corner 61 -> corner 291
+    down: np.ndarray  # (2,) unit, right rotated +90 degrees (image y down)
+    half_w: float
+    k1: float
+    k2: float
+
+    def coords(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (T in half widths, v px along down) for points ``(..., 2)``."""
+        rel = pts - self.centre
+        return rel @ self.right / self.half_w, rel @ self.down
+
+    def seam(self, t: np.ndarray) -> np.ndarray:
+        """Seam offset along down (px) at T (clamped to the corners)."""
+        tc = np.clip(t, -1.0, 1.0)
+        return self.k1 * tc + self.k2 * tc * tc
+
+
+def mouth_frame(lm: np.ndarray) -> MouthFrame:
+    """Fits the seam (the line where closed lips meet) through the inner-lip midline and corners."""
+    a, b = lm[MOUTH_CORNERS[0], :2], lm[MOUTH_CORNERS[1], :2]
+    right = (b - a) / np.linalg.norm(b - a)
+    down = np.array([-right[1], right[0]])
+    half_w = float(np.linalg.norm(b - a) / 2.0)
+    centre = (lm[UPPER_LIP_IN, :2] + lm[LOWER_LIP_IN, :2]) / 2.0
+    mid = (lm[list(INNER_UPPER), :2] + lm[list(INNER_LOWER), :2]) / 2.0
+    pts = np.vstack([mid, a, b])
+    rel = pts - centre
+    t, v = rel @ right / half_w, rel @ down
+    design = np.stack([np.ones_like(t), t, t * t], axis=1)
+    k0, k1, k2 = np.linalg.lstsq(design, v, rcond=None)[0]
+    return MouthFrame(centre + k0 * down, right, down, half_w, float(k1), float(k2))
+
+
+def lip_gaps(lm: np.ndarray, mf: MouthFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples of the photo's own lip opening: (T, upper lip above seam px, lower lip below seam px)."""
+    tu, vu = _sorted_by_t(*mf.coords(lm[list(INNER_UPPER), :2]))
+    tl, vl = _sorted_by_t(*mf.coords(lm[list(INNER_LOWER), :2]))
+    t = np.linspace(-1.0, 1.0, 81)
+    up = np.clip(mf.seam(t) - np.interp(t, tu, vu, left=np.nan, right=np.nan), 0.0, None)
+    lo = np.clip(np.interp(t, tl, vl, left=np.nan, right=np.nan) - mf.seam(t), 0.0, None)
+    return t, np.nan_to_num(up), np.nan_to_num(lo)
+
+
+def _sorted_by_t(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(t)
+    return t[order], v[order]
+
+
+@dataclass(frozen=True)
+class LipProfile:
+    """Vertical landmarks of the lower face relative to the seam at the mouth centre, px."""
+
+    upper_lip: float
+    lower_lip: float
+    nose_s: float
+    chin_s: float
+
+
+def lip_profile(lm: np.ndarray, mf: MouthFrame) -> LipProfile:
+    """Lip thicknesses and the nose/chin positions, measured along the mouth's down axis."""
+    _, v = mf.coords(lm[[UPPER_LIP_TOP, UPPER_LIP_IN, LOWER_LIP_IN, LOWER_LIP_BOTTOM, NOSE_BASE, CHIN], :2])
+    return LipProfile(
+        upper_lip=float(max(v[1] - v[0], 2.0)),
+        lower_lip=float(max(v[3] - v[2], 2.0)),
+        nose_s=float(min(v[4], v[0] - 2.0)),
+        chin_s=float(max(v[5], v[3] + 2.0)),
+    )
+
+
+def pixel_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates ``(n, n)`` float32 x and y of an n x n crop."""
+    ys, xs = np.mgrid[0:n, 0:n].astype(np.float32) + 0.5
+    return xs, ys
+
+
+def close_mouth(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) -> np.ndarray:
+    """Warps the photo's open lips shut along the seam (teeth and cavity of the photo disappear).
+
+    The field is discontinuous at the seam: pixels above it sample from higher up (the upper lip comes
+    down rigidly, the skin up to the nose stretches), pixels below from lower down, so whatever lay
+    between the lips is skipped, not squeezed. Returns the new ``crop`` (uint8, same shape).
+    """
+    t_s, up, lo = lip_gaps(lm, mf)
+    if up.max() + lo.max() < MIN_GAP_TO_CLOSE_PX:
+        return crop
+    xs, ys = pixel_grid(crop.shape[0])
+    t, v = mf.coords(np.stack([xs, ys], axis=-1))
+    s = v - mf.seam(t)
+    gap_up = np.interp(t, t_s, up, left=0.0, right=0.0)
+    gap_lo = np.interp(t, t_s, lo, left=0.0, right=0.0)
+    w_up = np.clip((s - lp.nose_s) / (-lp.upper_lip - lp.nose_s), 0.0, 1.0)
+    w_lo = np.clip((lp.chin_s - s) / (lp.chin_s - lp.lower_lip), 0.0, 1.0)
+    shift = np.where(s < 0.0, -gap_up * w_up, gap_lo * w_lo)
+    map_x = (xs + shift * mf.down[0] - 0.5).astype(np.float32)
+    map_y = (ys + shift * mf.down[1] - 0.5).astype(np.float32)
+    return cv2.remap(crop, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def eye_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pixel eye rig ``(n, n)`` float32 each: px below the upper lid, eye opening, lid band."""
+    xs, ys = pixel_grid(n)
+    pts = np.stack([xs, ys], axis=-1)
+    eye_s = np.full((n, n), 1e4, np.float32)
+    eye_h = np.zeros((n, n), np.float32)
+    eye_m = np.ones((n, n), np.float32)
+    for a_idx, b_idx, upper, lower in EYES:
+        a, b = lm[a_idx, :2], lm[b_idx, :2]
+        if b[0] < a[0]:
+            a, b = b, a
+        half = float(np.linalg.norm(b - a) / 2.0)
+        right = (b - a) / (2.0 * half)
+        centre = (a + b) / 2.0
+        t_of = lambda p: (p - centre) @ right / half  # noqa: E731
+        v_of = lambda p: (p - centre) @ np.array([-right[1], right[0]])  # noqa: E731
+        tu, vu = _sorted_by_t(t_of(lm[list(upper), :2]), v_of(lm[list(upper), :2]))
+        tl, vl = _sorted_by_t(t_of(lm[list(lower), :2]), v_of(lm[list(lower), :2]))
+        t, v = t_of(pts), v_of(pts)
+        v_up, v_lo = np.interp(t, tu, vu), np.interp(t, tl, vl)
+        h = np.where(np.abs(t) < 1.0, np.clip(v_lo - v_up, 0.0, None), 0.0)
+        band = LID_BAND_PER_EYE_H * float(h.max())
+        sel = (np.abs(t) < 1.0) & (v - v_up > -band - 2.0) & (v - v_up < h + 2.0)
+        eye_s[sel] = (v - v_up)[sel]
+        eye_h[sel] = h[sel]
+        eye_m[sel] = band
+    return eye_s, eye_h, eye_m
+
+
+def weight_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Head-motion weight (1 over the head, fading outside the face oval) and the crop-edge fade."""
+    xs, ys = pixel_grid(n)
+    oval = lm[list(FACE_OVAL), :2]
+    centre = oval.mean(axis=0)
+    semi = np.abs(oval - centre).max(axis=0) * 1.1
+    rho = np.sqrt(((xs - centre[0]) / semi[0]) ** 2 + ((ys - centre[1]) / semi[1]) ** 2)
+    head_w = _smooth((1.6 - rho) / 0.6)
+    edge = np.minimum(np.minimum(xs, n - xs), np.minimum(ys, n - ys))
+    border_w = _smooth((edge - 1.0) / (BORDER_FADE_FRACTION * n))
+    return head_w.astype(np.float32), border_w.astype(np.float32)
+
+
+def interior_colours(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks)."""
+    cheeks = lm[[50, 280, 117, 346], :2].astype(int)
+    n = crop.shape[0]
+    patches = [crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)] for x, y in cheeks]
+    skin = np.concatenate([p.reshape(-1, 3) for p in patches if p.size]).astype(np.float32)
+    luma = float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
+    exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
+    return np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
+
+
+def build_rig(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's per-avatar inputs: rig vector ``(len(RIG_FIELDS),)`` and maps ``(C, n, n)``."""
+    n = crop.shape[0]
+    face_h = face_height(lm)
+    pivot = lm[CHIN, :2] + PIVOT_BELOW_CHIN * face_h * mf.down
+    values = {
+        "crop_px": n, "face_h_px": face_h, "alpha_up": ALPHA_UP,
+        "mouth_cx": mf.centre[0], "mouth_cy": mf.centre[1], "right_x": mf.right[0], "right_y": mf.right[1],
+        "half_w_px": mf.half_w, "seam_k1_px": mf.k1, "seam_k2_px": mf.k2,
+        "upper_lip_px": lp.upper_lip, "lower_lip_px": lp.lower_lip, "nose_s_px": lp.nose_s,
+        "chin_s_px": lp.chin_s, "neck_px": NECK_PER_FACE_H * face_h, "jaw_half_w": JAW_HALF_WIDTHS,
+        "width_band_px": WIDTH_BAND_PER_FACE_H * face_h, "pivot_x": pivot[0], "pivot_y": pivot[1],
+    }  # fmt: skip
+    colours = interior_colours(crop, lm)
+    for i, name in enumerate(("teeth", "cavity", "tongue")):
+        for j, ch in enumerate("rgb"):
+            values[f"{name}_{ch}"] = colours[3 * i + j]
+    rig = np.array([values[name] for name in RIG_FIELDS], np.float32)
+    xs, ys = pixel_grid(n)
+    head_w, border_w = weight_maps(lm, n)
+    eye_s, eye_h, eye_m = eye_maps(lm, n)
+    channels = {"x": xs, "y": ys, "head_w": head_w, "border_w": border_w, "eye_s": eye_s, "eye_h": eye_h, "eye_m": eye_m}
+    maps = np.stack([channels[name] for name in MAP_CHANNELS]).astype(np.float32)
+    return rig, maps

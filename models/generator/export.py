@@ -1,0 +1,65 @@
+"""Exports the analytic generator to ``generator.onnx`` (run: python -m lipstream.models.generator.export)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from lipstream.models.generator.model import POSE_FIELDS, Generator
+from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+
+OPSET = 17  # GridSample needs >= 16
+EXAMPLE_CROP_PX = 64  # spatial size is dynamic; this only shapes the trace
+DEFAULT_OUT = Path(__file__).with_name("generator.onnx")
+
+logger = logging.getLogger(__name__)
+
+
+def export(out: Path = DEFAULT_OUT) -> Path:
+    """Traces ``Generator`` with dynamic crop size and writes it with its I/O contract as metadata."""
+    import onnx
+
+    n = EXAMPLE_CROP_PX
+    args = (
+        torch.zeros(1, 3, n, n),
+        torch.zeros(1, len(MAP_CHANNELS), n, n),
+        torch.ones(len(RIG_FIELDS)),
+        torch.zeros(len(POSE_FIELDS)),
+    )
+    torch.onnx.export(
+        Generator().eval(),
+        args,
+        str(out),
+        input_names=["face", "maps", "rig", "pose"],
+        output_names=["crop"],
+        dynamic_axes={"face": {2: "n", 3: "n"}, "maps": {2: "n", 3: "n"}, "crop": {0: "n", 1: "n"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    model = onnx.load(str(out))
+    meta = {
+        "rig_fields": ",".join(RIG_FIELDS),
+        "map_channels": ",".join(MAP_CHANNELS),
+        "pose_fields": ",".join(POSE_FIELDS),
+    }
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(out))
+    logger.info("wrote %s", out)
+    return out
+
+
+def main() -> None:
+    """CLI entry: ``--out PATH``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    logging.basicConfig(level=logging.INFO)
+    export(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()

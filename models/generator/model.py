@@ -1,0 +1,175 @@
+"""The talking-head generator: a dense backward warp of the face crop plus a synthetic mouth interior.
+
+It has no learned weights. Everything per avatar arrives as inputs (the crop, per-pixel rig maps, a rig
+vector; layouts in ``lipstream.realtime.avatar``), everything per frame as ``pose``, so one exported
+graph serves every avatar and the renderer shares one ONNX session between sessions.
+
+Per output pixel p (crop px) the graph computes a source point and samples the crop there:
+
+1. idle head motion: q = p - head_w * (translation + roll about the pivot);
+2. mouth frame of q: T (along the corner axis, in current half widths), S (px below the closed seam);
+3. lips: above the seam the upper lip moves up by alpha*g*sh(T) (rigid over its thickness, fading to
+   the nose); below, the lower lip moves down by (1-alpha)*g*sh(T) and the chin by the jaw drop (fading
+   over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
+4. lip spreading: a horizontal field moves the corners by +-width/2;
+5. blink: a 1-D remap along "down" stretches the upper-lid skin over the eye and squeezes the eye;
+6. the gap between the lips (exactly where step 3 opened it) is painted with a procedural interior:
+   dark cavity, tongue, lower and upper teeth fixed to the jaw and skull.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+from lipstream.realtime.render import POSE_FIELDS
+
+MAX_OPEN = 0.25  # face heights; wider than any speaker in GRID, stops folds in the jaw field
+MAX_WIDTH = 0.1  # face heights, either way
+MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
+OPEN_SHAPE_POWER = 0.6  # lip gap across the mouth ~ (1 - T^2)^p: 1 is a lens, 0.5 an ellipse
+TEETH_COUNT_HALF = 4.0  # visible teeth per half mouth width, for the dark lines between them
+
+_R = {name: i for i, name in enumerate(RIG_FIELDS)}
+_M = {name: i for i, name in enumerate(MAP_CHANNELS)}
+
+
+def _ramp(x: torch.Tensor) -> torch.Tensor:
+    """Clamps to [0, 1]: a one-unit linear edge, used for 1-px anti-aliased masks and fades."""
+    return torch.clamp(x, 0.0, 1.0)
+
+
+class Generator(nn.Module):
+    """Renders one face crop for one pose; inputs and output as documented in ``CARD.md``."""
+
+    def forward(
+        self, face: torch.Tensor, maps: torch.Tensor, rig: torch.Tensor, pose: torch.Tensor
+    ) -> torch.Tensor:
+        """Returns the ``(N, N, 3)`` uint8 RGB crop for ``face (1,3,N,N)`` float 0..255."""
+        r = {name: rig[i] for name, i in _R.items()}
+        m = {name: maps[:, i : i + 1] for name, i in _M.items()}
+        open_, width, blink = pose[0], pose[1], pose[2]
+        q_x, q_y = self._head(m, r, pose)
+        geo = self._mouth_geometry(r, open_, width, q_x, q_y)
+        src_x, src_y = self._mouth_source(r, geo, q_x, q_y)
+        src_y = src_y + self._blink_shift(m, r, blink, q_x, q_y)
+        bw = m["border_w"]
+        n = r["crop_px"]
+        src_x = m["x"] + bw * (src_x - m["x"])
+        src_y = m["y"] + bw * (src_y - m["y"])
+        grid = torch.cat([src_x, src_y], dim=1).permute(0, 2, 3, 1) * (2.0 / n) - 1.0
+        warped = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        mask, colour = self._interior(r, geo)
+        out = warped + mask * bw * (colour - warped)
+        out = torch.clamp(out + 0.5, 0.0, 255.0)
+        return out[0].permute(1, 2, 0).to(torch.uint8)
+
+    @staticmethod
+    def _head(m: dict, r: dict, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Undoes the idle head motion: where pixel p was before the head moved (crop px)."""
+        h = r["face_h_px"]
+        cos, sin = torch.cos(pose[5]), torch.sin(pose[5])
+        rel_x, rel_y = m["x"] - r["pivot_x"], m["y"] - r["pivot_y"]
+        dx = pose[3] * h + (cos - 1.0) * rel_x - sin * rel_y
+        dy = pose[4] * h + sin * rel_x + (cos - 1.0) * rel_y
+        return m["x"] - m["head_w"] * dx, m["y"] - m["head_w"] * dy
+
+    @staticmethod
+    def _mouth_geometry(
+        r: dict, open_: torch.Tensor, width: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor
+    ) -> dict:
+        """Mouth-frame coordinates of q and the lip displacements for this pose (px)."""
+        h0 = r["face_h_px"]
+        alpha = r["alpha_up"]
+        o = torch.clamp(open_, 0.0, MAX_OPEN)
+        # The measured opening is over the rendered face height, which grows as the chin drops.
+        gap = o * h0 / (1.0 - (1.0 - alpha) * o)
+        h_now = h0 + (1.0 - alpha) * gap
+        corner = torch.clamp(width, -MAX_WIDTH, MAX_WIDTH) * h_now * 0.5
+        rx, ry = r["right_x"], r["right_y"]
+        u = (q_x - r["mouth_cx"]) * rx + (q_y - r["mouth_cy"]) * ry
+        v = -(q_x - r["mouth_cx"]) * ry + (q_y - r["mouth_cy"]) * rx
+        half_w = r["half_w_px"] + corner
+        t_now = u / half_w
+        t_c = torch.clamp(t_now, -1.0, 1.0)
+        s = v - (r["seam_k1_px"] * t_c + r["seam_k2_px"] * t_c * t_c)
+        shape = torch.pow(_ramp(1.0 - t_now * t_now), OPEN_SHAPE_POWER)
+        jaw = _ramp(1.0 - (t_now / r["jaw_half_w"]) ** 2)
+        return {
+            "u": u, "s": s, "t": t_now, "t_rest": u / r["half_w_px"], "corner": corner,
+            "up": alpha * gap * shape, "lo": (1.0 - alpha) * gap * shape,
+            "jaw": (1.0 - alpha) * gap * jaw, "jaw_c": (1.0 - alpha) * gap, "gap": gap,
+        }  # fmt: skip
+
+    @staticmethod
+    def _mouth_source(
+        r: dict, g: dict, q_x: torch.Tensor, q_y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source point of q under the lip opening and spreading fields (crop px)."""
+        s, up, lo = g["s"], g["up"], g["lo"]
+        up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
+        # Upper: rigid over the lip, linear to zero at the nose base (output coordinates).
+        top = -(up_lip + up)
+        w_up = _ramp((s - r["nose_s_px"]) / (top - r["nose_s_px"]))
+        # Lower: rigid lip, blend to the jaw drop, rigid chin, fade over the neck.
+        lip_end = lo + lo_lip
+        blend_len = torch.clamp(0.5 * (r["chin_s_px"] - lo_lip), min=lo_lip)
+        a = _ramp((s - lip_end) / blend_len)
+        drop = lo + a * (g["jaw"] - lo)
+        w_lo = _ramp(1.0 - (s - r["chin_s_px"] - g["jaw"]) / r["neck_px"])
+        dv = torch.where(s < 0.0, up * w_up, -drop * w_lo)
+        # Spreading: corners move by `corner`, the lips stretch uniformly, cheeks fade out.
+        t = g["t"]
+        band = _ramp(1.5 - torch.abs(s) / r["width_band_px"])
+        du = -g["corner"] * torch.clamp(t, -1.0, 1.0) * _ramp(2.0 - torch.abs(t)) * band
+        rx, ry = r["right_x"], r["right_y"]
+        return q_x + du * rx - dv * ry, q_y + du * ry + dv * rx
+
+    @staticmethod
+    def _blink_shift(
+        m: dict, r: dict, blink: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor
+    ) -> torch.Tensor:
+        """Vertical source shift (px) that closes the eyelids by ``blink``."""
+        b = torch.clamp(blink, 0.0, MAX_BLINK)
+        # The eye maps are sampled at p; the head moved the eye by (q - p), mostly along y.
+        s = m["eye_s"] + (q_y - m["y"])
+        h, lid = m["eye_h"], m["eye_m"]
+        low = b * h
+        lid_src = -lid + (s + lid) * lid / (lid + low)
+        eye_src = (s - low) * h / (h - low + 1e-3)
+        src = torch.where(s < low, lid_src, eye_src)
+        inside = (s >= -lid) & (s <= h)
+        return torch.where(inside, src - s, torch.zeros_like(s))
+
+    @staticmethod
+    def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask (1,1,N,N) of the lip gap and the procedural interior colour (1,3,N,N), 0..255."""
+        s, up, lo = g["s"], g["up"], g["lo"]
+        mask = _ramp(torch.minimum(s + up, lo - s))
+        h = r["face_h_px"]
+        t_abs = g["t_rest"]
+        side = _ramp(1.0 - t_abs * t_abs)
+        # Upper teeth hang from the skull: edge just below the rest seam, rising to the sides.
+        up_edge = 0.012 * h - 0.03 * h * t_abs * t_abs
+        upper = _ramp(up_edge - s) * _ramp((0.8 - torch.abs(t_abs)) * 8.0)
+        # Lower teeth ride on the jaw; only their tops show above the lower lip.
+        lo_edge = g["jaw_c"] - 0.025 * h + 0.03 * h * t_abs * t_abs
+        lower = _ramp(s - lo_edge) * _ramp((0.7 - torch.abs(t_abs)) * 8.0)
+        tongue_top = 0.55 * g["jaw_c"] + 0.04 * h * t_abs * t_abs
+        tongue = _ramp((s - tongue_top) / 3.0) * 0.85
+        lines = 1.0 - 0.35 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.02)
+        teeth_shade = (0.55 + 0.45 * side) * lines
+        lip_shadow = 0.55 + 0.45 * _ramp((s + up) / (0.03 * h))
+        depth = 0.6 + 0.4 * side
+        colours = []
+        for ch in "rgb":
+            c = r["cavity_" + ch] * depth
+            c = c + tongue * (r["tongue_" + ch] * depth - c)
+            c = c + lower * (r["teeth_" + ch] * teeth_shade * 0.85 - c)
+            c = c + upper * (r["teeth_" + ch] * teeth_shade - c)
+            colours.append(c * lip_shadow)
+        return mask, torch.cat(colours, dim=1)

@@ -1,0 +1,153 @@
+"""A built avatar as the renderer sees it: a background frame, a face crop and its rig, all numpy.
+
+The builder (``lipstream.avatar``) writes one directory per photo; this module is the only reader, so
+the file layout and the rig vector layout are defined here, next to the loader, and the generator's
+ONNX metadata is checked against ``RIG_FIELDS`` when the renderer loads it.
+
+Coordinates are pixels of the face crop (``crop_px`` square, origin top-left, x right, y down) unless
+stated otherwise; lengths that describe the face are also given in face heights (MediaPipe landmarks
+10-152 distance), the unit of ``FramePose.mouth``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+"""Bumped whenever the files below change meaning; cached avatars of another version are rebuilt."""
+
+META_FILE = "meta.json"
+ARRAYS_FILE = "arrays.npz"
+
+RIG_FIELDS: tuple[str, ...] = (
+    "crop_px",  # side of the square face crop the generator works on
+    "face_h_px",  # face height (landmarks 10-152) in crop pixels
+    "alpha_up",  # share of the lip opening carried by the upper lip (the jaw carries the rest)
+    "mouth_cx",  # mouth centre on the closed-lip seam, crop px
+    "mouth_cy",
+    "right_x",  # unit vector from the right to the left mouth corner (image left -> right)
+    "right_y",
+    "half_w_px",  # half the outer mouth-corner distance (landmarks 61-291) at rest
+    "seam_k1_px",  # closed-lip seam offset along "down" = k1 * T + k2 * T^2, T in half widths
+    "seam_k2_px",
+    "upper_lip_px",  # upper lip thickness (landmarks 0-13)
+    "lower_lip_px",  # lower lip thickness (landmarks 14-17)
+    "nose_s_px",  # signed seam distance of the nose base (landmark 2), negative
+    "chin_s_px",  # signed seam distance of the chin (landmark 152), positive
+    "neck_px",  # band below the chin over which the jaw drop fades out
+    "jaw_half_w",  # lateral extent of the jaw drop, in mouth half widths
+    "width_band_px",  # vertical extent of the lip-spreading field around the seam
+    "pivot_x",  # centre of the idle head roll (below the chin), crop px
+    "pivot_y",
+    "teeth_r",  # colours of the synthetic mouth interior, 0..255, matched to the photo's exposure
+    "teeth_g",
+    "teeth_b",
+    "cavity_r",
+    "cavity_g",
+    "cavity_b",
+    "tongue_r",
+    "tongue_g",
+    "tongue_b",
+)
+"""Order of the per-avatar scalars in ``Avatar.rig`` and the generator input ``rig``."""
+
+MAP_CHANNELS: tuple[str, ...] = (
+    "x",  # pixel centre x, crop px
+    "y",  # pixel centre y, crop px
+    "head_w",  # 0..1, how much of the idle head motion this pixel follows
+    "border_w",  # 0..1, fades every displacement to zero at the crop edge so the paste is seamless
+    "eye_s",  # px below the upper eyelid along "down" (far outside the eyes: large)
+    "eye_h",  # eye opening at this pixel's column, px (0 outside the eyes)
+    "eye_m",  # eyelid skin band above the lid that stretches over the eye when it closes, px
+)
+"""Channels of ``Avatar.maps`` and the generator input ``maps``."""
+
+
+class AvatarFormatError(ValueError):
+    """An avatar directory is missing files or was written by another format version."""
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """Everything per-avatar the renderer needs; immutable so sessions can share one instance.
+
+    Attributes:
+        avatar_id: hex content hash of the photo the avatar was built from.
+        frame: ``(H, W, 3)`` uint8 RGB background frame (the framed photo, face mouth closed).
+        face: ``(1, 3, N, N)`` float32 0..255, the face crop (N = ``crop_px``) the generator warps.
+        maps: ``(1, len(MAP_CHANNELS), N, N)`` float32 per-pixel rig maps.
+        rig: ``(len(RIG_FIELDS),)`` float32 per-avatar scalars.
+        crop_xy: top-left corner ``(x, y)`` of the face crop in the frame, px.
+        notes: human-readable remarks from the builder (e.g. several faces found).
+    """
+
+    avatar_id: str
+    frame: np.ndarray
+    face: np.ndarray
+    maps: np.ndarray
+    rig: np.ndarray
+    crop_xy: tuple[int, int]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the output video frame in pixels (both even)."""
+        return int(self.frame.shape[1]), int(self.frame.shape[0])
+
+    @property
+    def crop_px(self) -> int:
+        """Side of the square face crop in pixels."""
+        return int(self.face.shape[-1])
+
+    @classmethod
+    def load(cls, path: Path | str) -> Avatar:
+        """Reads a directory written by ``lipstream.avatar.build_avatar``.
+
+        Raises:
+            AvatarFormatError: files missing, unreadable or of another ``FORMAT_VERSION``.
+        """
+        root = Path(path)
+        try:
+            meta = json.loads((root / META_FILE).read_text())
+            with np.load(root / ARRAYS_FILE) as data:
+                arrays = {k: data[k] for k in ("frame", "face", "maps", "rig")}
+        except (OSError, ValueError, KeyError) as exc:
+            raise AvatarFormatError(f"{root} is not a built avatar: {exc}") from exc
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise AvatarFormatError(
+                f"{root} has avatar format {meta.get('format_version')}, expected {FORMAT_VERSION}"
+            )
+        if tuple(meta.get("rig_fields", ())) != RIG_FIELDS:
+            raise AvatarFormatError(f"{root} was written with another rig layout")
+        return cls.from_arrays(meta, arrays)
+
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> Avatar:
+        """Builds an Avatar from the builder's in-memory result (same checks as ``load``)."""
+        frame = np.ascontiguousarray(arrays["frame"], dtype=np.uint8)
+        n = int(arrays["face"].shape[0])
+        face = np.ascontiguousarray(arrays["face"].transpose(2, 0, 1)[None], dtype=np.float32)
+        maps = np.ascontiguousarray(arrays["maps"][None], dtype=np.float32)
+        rig = np.ascontiguousarray(arrays["rig"], dtype=np.float32)
+        x0, y0 = (int(v) for v in meta["crop_xy"])
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
+            raise AvatarFormatError(f"frame must be (even H, even W, 3), got {frame.shape}")
+        if maps.shape != (1, len(MAP_CHANNELS), n, n) or rig.shape != (len(RIG_FIELDS),):
+            raise AvatarFormatError(f"rig arrays have shapes {maps.shape}, {rig.shape}")
+        if not (0 <= x0 and 0 <= y0 and x0 + n <= frame.shape[1] and y0 + n <= frame.shape[0]):
+            raise AvatarFormatError(f"face crop {n}px at {(x0, y0)} leaves the frame {frame.shape}")
+        for arr in (frame, face, maps, rig):
+            arr.setflags(write=False)
+        return cls(
+            avatar_id=str(meta["avatar_id"]),
+            frame=frame,
+            face=face,
+            maps=maps,
+            rig=rig,
+            crop_xy=(x0, y0),
+            notes=tuple(meta.get("notes", ())),
+        )

@@ -1,0 +1,110 @@
+"""Renders one video frame for one pose: the generator ONNX on the face crop, pasted into the frame.
+
+One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in the
+process; ``InferenceSession.run`` is thread-safe, and everything per avatar is read-only numpy, so any
+number of sessions may call ``Renderer.render`` at once from their own threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
+from lipstream.realtime.pose import FramePose
+
+GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
+POSE_FIELDS: tuple[str, ...] = ("open", "width", "blink", "head_dx", "head_dy", "head_roll")
+"""Order of the generator input ``pose`` (checked against the model's metadata at load)."""
+
+logger = logging.getLogger(__name__)
+
+_sessions: dict[tuple[str, int, tuple[str, ...]], ort.InferenceSession] = {}
+_sessions_lock = threading.Lock()
+
+
+class GeneratorContractError(RuntimeError):
+    """The generator ONNX was exported for another rig, map or pose layout than this code expects."""
+
+
+def generator_session(
+    path: Path = GENERATOR_ONNX, threads: int = 1, providers: list[str] | None = None
+) -> ort.InferenceSession:
+    """The process-wide session for ``path`` with ``threads`` intra-op threads (created once).
+
+    Raises:
+        GeneratorContractError: the model's metadata does not match ``RIG_FIELDS`` / ``MAP_CHANNELS``.
+    """
+    provs = tuple(providers or ["CPUExecutionProvider"])
+    key = (str(path), threads, provs)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(path), opts, providers=list(provs))
+            _check_contract(session, path)
+            _sessions[key] = session
+    return session
+
+
+def _check_contract(session: ort.InferenceSession, path: Path) -> None:
+    meta = session.get_modelmeta().custom_metadata_map
+    expected = {
+        "rig_fields": ",".join(RIG_FIELDS),
+        "map_channels": ",".join(MAP_CHANNELS),
+        "pose_fields": ",".join(POSE_FIELDS),
+    }
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise GeneratorContractError(f"{path}: metadata {key}={meta.get(key)!r}, expected {value!r}")
+
+
+class Renderer:
+    """Turns ``FramePose`` into full RGB frames of one avatar.
+
+    Args:
+        avatar: the loaded avatar (shared, read-only).
+        threads: onnxruntime intra-op threads for the generator (size for N sessions on the cores).
+        providers: onnxruntime execution providers; default CPU.
+    """
+
+    def __init__(self, avatar: Avatar, threads: int = 1, providers: list[str] | None = None) -> None:
+        self.avatar = avatar
+        self._session = generator_session(GENERATOR_ONNX, threads, providers)
+        x0, y0 = avatar.crop_xy
+        n = avatar.crop_px
+        self._rows = slice(y0, y0 + n)
+        self._cols = slice(x0, x0 + n)
+        self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames ``render`` returns, px (even)."""
+        return self.avatar.frame_size
+
+    def render_crop(self, pose: FramePose) -> np.ndarray:
+        """The generator's face crop alone, ``(N, N, 3)`` uint8 RGB (N = ``avatar.crop_px``)."""
+        head = np.asarray(pose.head, dtype=np.float32).reshape(3)
+        mouth = np.asarray(pose.mouth, dtype=np.float32).reshape(-1)
+        vec = np.array(
+            [mouth[0], mouth[1], pose.blink, head[0], head[1], head[2]], dtype=np.float32
+        )
+        vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
+        return self._session.run(None, {**self._feed_static, "pose": vec})[0]
+
+    def render(self, pose: FramePose) -> np.ndarray:
+        """The full composited frame ``(H, W, 3)`` uint8 RGB for ``pose``; deterministic.
+
+        Safe to call from several threads at once. Costs one generator run plus one frame copy.
+        """
+        crop = self.render_crop(pose)
+        frame = self.avatar.frame.copy()
+        frame[self._rows, self._cols] = crop
+        return frame

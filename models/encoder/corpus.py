@@ -1,0 +1,58 @@
+"""One command rebuilds every generated corpus the encoder trains on (all under ~/.cache/lipstream).
+
+    python -m lipstream.models.encoder.corpus [stage ...]
+
+Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd`` (pocketsphinx forced alignment),
+``synth`` (espeak-ng / festival / piper with phone timings), ``align-libri`` (LibriSpeech
+pseudo-labels: LM decode + alignment), ``shards`` (features + labels,
+augmented). Finished clips are skipped, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from . import align
+from .paths import ALIGN_DIR, DATA_DIR
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("align-grid", "align-vctk", "align-fsdd", "synth", "align-libri", "shards")
+
+
+def run_stage(stage: str) -> None:
+    """Run one named stage."""
+    if stage == "align-grid":
+        align.align_grid(DATA_DIR, ALIGN_DIR / "grid")
+    elif stage == "align-vctk":
+        align.align_texts(align.vctk_items(DATA_DIR), ALIGN_DIR / "vctk")
+    elif stage == "align-fsdd":
+        align.align_texts(align.fsdd_items(DATA_DIR), ALIGN_DIR / "fsdd")
+    elif stage == "align-libri":
+        align.pseudo_label_librispeech(DATA_DIR, ALIGN_DIR / "librispeech")
+    elif stage == "synth":
+        from . import synth
+
+        synth.build_all()
+    elif stage == "shards":
+        from . import shards
+
+        shards.build_all()
+    else:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry: run the given stages (default: all)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stages", nargs="*", default=list(STAGES), choices=STAGES)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for stage in args.stages:
+        logger.info("stage %s", stage)
+        run_stage(stage)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Frame metrics shared by training, the encoder eval and the pocketsphinx baseline (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONE_TO_VISEME_INDEX
+
+BILABIALS = np.array([PHONE_TO_INDEX[p] for p in ("P", "B", "M")])
+
+
+def frame_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """Phone / viseme frame accuracy and bilabial recall for (N,) phone-index arrays."""
+    pred, ref = pred.astype(np.int64), ref.astype(np.int64)
+    bil = np.isin(ref, BILABIALS)
+    return {
+        "frames": int(ref.size),
+        "phone_acc": float(np.mean(pred == ref)),
+        "viseme_acc": float(np.mean(PHONE_TO_VISEME_INDEX[pred] == PHONE_TO_VISEME_INDEX[ref])),
+        "bilabial_recall": float(np.mean(np.isin(pred[bil], BILABIALS))) if bil.any() else float("nan"),
+        "bilabial_precision": float(np.mean(np.isin(ref[np.isin(pred, BILABIALS)], BILABIALS)))
+        if np.isin(pred, BILABIALS).any()
+        else float("nan"),
+    }

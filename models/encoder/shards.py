@@ -1,0 +1,137 @@
+"""Feature + label shards for training and dev, built with the runtime feature code.
+
+Every labelled clip (aligned real speech, synthetic speech, LibriSpeech pseudo-labels) becomes
+normalised log-mel frames (``lipstream.realtime.features``) and one phone index per 10 ms frame;
+training clips also get augmented copies. Whole speakers are held out for dev.
+Output: ``CORPUS_DIR/<split>_<set>.npz`` with ``feats`` (N, 40) float16, ``labels`` (N,) int8,
+``starts`` (U + 1,) int64, ``ids`` (U,), and for dev sets ``audio`` + ``audio_starts`` (clean audio).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lipstream.realtime.features import features_whole
+from lipstream.realtime.phonemes import PHONE_TO_INDEX
+
+from . import augment
+from .audio_io import load_audio_16k
+from .paths import ALIGN_DIR, CORPUS_DIR, DATA_DIR, SYNTH_DIR
+
+logger = logging.getLogger(__name__)
+
+SEED = 4321
+FRAME_S = 0.01
+LABEL_OFFSET_S = 0.005
+"""Frame t is labelled with the phone at t * 10 ms + 5 ms (the middle of its hop)."""
+DEV_VCTK_SPEAKERS = ("p228", "p233", "p254", "p273")
+DEV_FSDD_SPEAKER = "theo"
+DEV_GRID_EVERY = 20
+"""Every 20th GRID s1 clip is dev (same speaker as train: reported separately)."""
+N_BABBLE_CLIPS = 40
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled utterance: where its audio and labels are, whose voice, and which split."""
+
+    clip_set: str
+    clip_id: str
+    speaker: str
+    split: str
+    load: Callable[[], np.ndarray]
+    labels: Path
+
+
+def frame_labels(label_path: Path, n_frames: int) -> np.ndarray:
+    """Phone index per frame, (n_frames,) int8, from a ``{"phones": [...]}`` file."""
+    phones = json.loads(label_path.read_text())["phones"]
+    times = np.arange(n_frames) * FRAME_S + LABEL_OFFSET_S
+    ends = np.array([p["end"] for p in phones])
+    idx = np.minimum(np.searchsorted(ends, times, side="right"), len(phones) - 1)
+    lookup = np.array([PHONE_TO_INDEX[p["phone"]] for p in phones], dtype=np.int8)
+    return lookup[idx]
+
+
+def _loader(path: Path) -> Callable[[], np.ndarray]:
+    if path.suffix == ".npy":
+        return lambda: np.load(path)
+    return lambda: load_audio_16k(path)
+
+
+def list_clips() -> list[Clip]:
+    """Every labelled clip with its split."""
+    clips = []
+    for i, lab in enumerate(sorted((ALIGN_DIR / "grid").glob("*.json"))):
+        split = "dev" if i % DEV_GRID_EVERY == 0 else "train"
+        mp4 = DATA_DIR / "grid" / "s1" / f"{lab.stem}.mp4"
+        clips.append(Clip("grid", lab.stem, "s1", split, _loader(mp4), lab))
+    for lab in sorted((ALIGN_DIR / "vctk").glob("*.json")):
+        spk = lab.stem.split("_")[0]
+        split = "dev" if spk in DEV_VCTK_SPEAKERS else "train"
+        clips.append(Clip("vctk", lab.stem, spk, split, _loader(DATA_DIR / "vctk" / f"{lab.stem}.flac"), lab))
+    for lab in sorted((ALIGN_DIR / "fsdd").glob("*.json")):
+        spk = lab.stem.split("_")[1]
+        split = "dev" if spk == DEV_FSDD_SPEAKER else "train"
+        clips.append(Clip("fsdd", lab.stem, spk, split, _loader(DATA_DIR / "fsdd" / f"{lab.stem}.ogg"), lab))
+    synth_audio = {p.stem: p for p in SYNTH_DIR.glob("*/*.npy")}
+    for lab in sorted((ALIGN_DIR / "synth").glob("*.json")):
+        if lab.stem in synth_audio:
+            voice = synth_audio[lab.stem].parent.name
+            clips.append(Clip("synth", lab.stem, voice, "train", _loader(synth_audio[lab.stem]), lab))
+    for lab in sorted((ALIGN_DIR / "librispeech").glob("*.json")):
+        ogg = DATA_DIR / "librispeech" / f"{lab.stem}.ogg"
+        clips.append(Clip("libri", lab.stem, lab.stem.split("-")[0], "train", _loader(ogg), lab))
+    return clips
+
+
+def n_augmented(clip: Clip) -> int:
+    """How many augmented copies a training clip gets (scarce multi-speaker sets get more)."""
+    return {"vctk": 4, "grid": 1, "fsdd": 1, "synth": 1, "libri": 2}[clip.clip_set]
+
+
+def babble_pool() -> list[np.ndarray]:
+    """Other speakers' speech for babble noise (LibriSpeech: unlabelled, 261 speakers)."""
+    paths = sorted((DATA_DIR / "librispeech").glob("*.ogg"))[::8][:N_BABBLE_CLIPS]
+    return [load_audio_16k(p) for p in paths]
+
+
+def _write(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
+    feats = np.concatenate([r[1] for r in rows]).astype(np.float16)
+    labels = np.concatenate([r[2] for r in rows]).astype(np.int8)
+    starts = np.cumsum([0] + [len(r[2]) for r in rows]).astype(np.int64)
+    extra: dict[str, np.ndarray] = {}
+    if rows[0][3] is not None:
+        extra["audio"] = np.concatenate([r[3] for r in rows]).astype(np.float32)  # type: ignore[misc]
+        extra["audio_starts"] = np.cumsum([0] + [len(r[3]) for r in rows]).astype(np.int64)  # type: ignore[arg-type]
+    np.savez(path, feats=feats, labels=labels, starts=starts, ids=np.array([r[0] for r in rows]), **extra)
+    logger.info("%s: %d utterances, %.1f min", path.name, len(rows), len(labels) / 6000)
+
+
+def build_all() -> None:
+    """Build every shard (deterministic for SEED)."""
+    CORPUS_DIR.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(SEED)
+    pool = babble_pool()
+    groups: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
+    for n, clip in enumerate(list_clips()):
+        audio = clip.load()
+        variants = [audio] if clip.split == "dev" else [audio]
+        variants += [augment.random_chain(audio, rng, pool) for _ in range(n_augmented(clip) if clip.split == "train" else 1)]
+        for v, x in enumerate(variants):
+            feats = features_whole(x)
+            labels = frame_labels(clip.labels, len(feats))
+            key = f"{clip.split}_{clip.clip_set}" + ("_aug" if clip.split == "dev" and v > 0 else "")
+            keep_audio = x if clip.split == "dev" else None
+            groups.setdefault(key, []).append((f"{clip.clip_id}#{v}", feats, labels, keep_audio))
+        if n % 500 == 0:
+            logger.info("clip %d", n)
+    for key, rows in groups.items():
+        _write(CORPUS_DIR / f"{key}.npz", rows)
+    (CORPUS_DIR / "DONE").write_text("\n".join(sorted(groups)) + "\n")

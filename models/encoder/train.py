@@ -1,0 +1,156 @@
+"""Train the streaming encoder on the shards (torch, one thread, fixed seed).
+
+    python -m lipstream.models.encoder.train --minutes 45 --out ~/.cache/lipstream/encoder_run
+
+Random 3 s crops are drawn from each training set with fixed set weights; SpecAugment-style
+frequency masks; cross-entropy (label smoothing 0.1) of output t against the label of frame t - L.
+The run is bounded by step count (``--steps``), so it is reproducible; ``--minutes`` only sets
+a safety stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .metrics import frame_metrics
+from .model import EncoderConfig, StreamingEncoder, count_parameters
+from .paths import CORPUS_DIR
+
+logger = logging.getLogger(__name__)
+
+SEED = 20261124
+CROP_FRAMES = 300
+BATCH = 32
+SET_WEIGHTS = {"grid": 0.15, "vctk": 0.15, "fsdd": 0.08, "synth": 0.32, "libri": 0.30}
+DEV_SETS = ("dev_vctk", "dev_fsdd", "dev_grid", "dev_vctk_aug", "dev_fsdd_aug")
+
+
+def load_shard(name: str) -> dict[str, np.ndarray]:
+    """One npz shard fully in memory."""
+    with np.load(CORPUS_DIR / f"{name}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+class CropSampler:
+    """Random (B, CROP, F) crops from the training sets, set chosen by weight."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.sets = {k: load_shard(f"train_{k}") for k in SET_WEIGHTS if (CORPUS_DIR / f"train_{k}.npz").exists()}
+        w = np.array([SET_WEIGHTS[k] for k in self.sets])
+        self.names, self.weights = list(self.sets), w / w.sum()
+        for k, v in self.sets.items():
+            logger.info("train_%s: %.1f min", k, len(v["labels"]) / 6000)
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, CROP, F) float32 and labels (B, CROP) int64."""
+        feats, labels = [], []
+        for name in self.rng.choice(self.names, size=BATCH, p=self.weights):
+            s = self.sets[name]
+            start = int(self.rng.integers(0, len(s["labels"]) - CROP_FRAMES))
+            feats.append(s["feats"][start : start + CROP_FRAMES])
+            labels.append(s["labels"][start : start + CROP_FRAMES])
+        return torch.from_numpy(np.stack(feats).astype(np.float32)), torch.from_numpy(np.stack(labels).astype(np.int64))
+
+
+def freq_mask(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Two random frequency masks of up to 6 bins per example (in place on a copy)."""
+    x = x.clone()
+    for b in range(x.shape[0]):
+        for _ in range(2):
+            w = int(rng.integers(0, 7))
+            f0 = int(rng.integers(0, x.shape[2] - w + 1))
+            x[b, :, f0 : f0 + w] = 0.0
+    return x
+
+
+def delayed_loss(logits: torch.Tensor, labels: torch.Tensor, lookahead: int, crit: nn.Module) -> torch.Tensor:
+    """CE of output t against label t - lookahead."""
+    if lookahead:
+        logits, labels = logits[:, lookahead:], labels[:, :-lookahead]
+    return crit(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model: StreamingEncoder, shard: dict[str, np.ndarray]) -> dict[str, float]:
+    """Whole-utterance (from-start) predictions, delayed by L, scored per frame."""
+    model.eval()
+    L, preds, refs = model.cfg.lookahead_frames, [], []
+    starts = shard["starts"]
+    for i in range(len(starts) - 1):
+        f = torch.from_numpy(shard["feats"][starts[i] : starts[i + 1]].astype(np.float32))[None]
+        f = torch.cat([f, torch.zeros(1, L, f.shape[2])], dim=1)
+        logits = model(f, *model.initial_state(1))[0][0, L:]
+        preds.append(logits.argmax(-1).numpy())
+        refs.append(shard["labels"][starts[i] : starts[i + 1]])
+    model.train()
+    return frame_metrics(np.concatenate(preds), np.concatenate(refs))
+
+
+def train(cfg: EncoderConfig, steps: int, minutes: float, out: Path, lr: float) -> dict[str, object]:
+    """Train, then save ``out/encoder.pt`` + ``out/metrics.json``; returns the metrics."""
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    sampler = CropSampler(rng)
+    dev = {k: load_shard(k) for k in DEV_SETS if (CORPUS_DIR / f"{k}.npz").exists()}
+    model = StreamingEncoder(cfg)
+    logger.info("params %d, lookahead %d frames", count_parameters(model), cfg.lookahead_frames)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.08)
+    crit = nn.CrossEntropyLoss(label_smoothing=0.1)
+    out.mkdir(parents=True, exist_ok=True)
+    t0, done = time.monotonic(), 0
+    for step in range(steps):
+        x, y = sampler.batch()
+        logits = model(freq_mask(x, rng), *model.initial_state(BATCH))[0]
+        loss = delayed_loss(logits, y, cfg.lookahead_frames, crit)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        done = step + 1
+        if step % 100 == 0:
+            logger.info("step %d loss %.3f %.0fs", step, loss.item(), time.monotonic() - t0)
+        if step % 500 == 499:
+            torch.save({"cfg": cfg.as_dict(), "state": model.state_dict()}, out / "encoder.pt")
+            logger.info("dev_vctk %s", evaluate(model, dev["dev_vctk"]) if "dev_vctk" in dev else None)
+        if time.monotonic() - t0 > minutes * 60:
+            logger.warning("stopping at step %d: time limit", step)
+            break
+    torch.save({"cfg": cfg.as_dict(), "state": model.state_dict()}, out / "encoder.pt")
+    metrics = {k: evaluate(model, v) for k, v in dev.items()}
+    result = {"steps": done, "params": count_parameters(model), "train_s": time.monotonic() - t0,
+              "cfg": cfg.as_dict(), "dev": metrics}  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    logger.info("done %s", json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry."""
+    p = argparse.ArgumentParser(description="train the streaming phoneme encoder")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--minutes", type=float, default=80.0)
+    p.add_argument("--lookahead-frames", type=int, default=5)
+    p.add_argument("--gru-hidden", type=int, default=256)
+    p.add_argument("--conv-channels", type=int, default=192)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--out", type=Path, default=CORPUS_DIR.parent / "encoder_run")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    cfg = EncoderConfig(lookahead_frames=a.lookahead_frames, gru_hidden=a.gru_hidden, conv_channels=a.conv_channels)
+    train(cfg, a.steps, a.minutes, a.out, a.lr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Streaming ONNX phoneme encoder: 16 kHz audio in, 100 Hz ARPAbet-39 + SIL posteriors out.
+
+One ``StreamingPhonemeEncoder`` per audio stream holds that stream's feature and model state; the ONNX
+session is shared per process. Feed any chunk size (10 or 20 ms live): frame ``t`` (audio
+``[t * 10 ms, (t + 1) * 10 ms)``) is returned once audio up to ``(t + 1) * 10 ms + lookahead_ms`` has
+arrived. Chunked and whole-utterance runs return the same posteriors. Not thread-safe: call one
+encoder from one thread (the session's single-thread executor).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .features import FeatureConfig, FeatureStream
+from .phonemes import PHONES
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILENAME = "encoder.onnx"
+CONTRACT_KEY = "lipstream_contract"
+STATE_INPUTS = ("conv1_state", "conv2_state", "gru_state")
+STATE_OUTPUTS = ("conv1_state_out", "conv2_state_out", "gru_state_out")
+
+
+class ModelContractError(ValueError):
+    """The model file's input contract does not match this runtime's features or phone set."""
+
+
+@dataclass(frozen=True)
+class EncoderContract:
+    """What the shipped model expects and produces (read from its ONNX metadata)."""
+
+    features: FeatureConfig
+    phones: tuple[str, ...]
+    lookahead_frames: int
+    lookahead_ms: int
+    frame_rate_hz: int
+    state_shapes: dict[str, tuple[int, ...]]
+
+
+def default_model_path() -> Path:
+    """The encoder shipped in the ``lipstream.models.encoder`` package."""
+    return Path(str(resources.files("lipstream.models.encoder").joinpath(MODEL_FILENAME)))
+
+
+def read_contract(session: ort.InferenceSession) -> EncoderContract:
+    """Parse and check the model's contract against the runtime's FeatureConfig and PHONES."""
+    raw = session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
+    if raw is None:
+        raise ModelContractError(f"model has no {CONTRACT_KEY!r} metadata")
+    meta = json.loads(raw)
+    features = FeatureConfig(**meta["features"])
+    if asdict(features) != asdict(FeatureConfig()):
+        raise ModelContractError(f"model features {asdict(features)} != runtime {asdict(FeatureConfig())}")
+    if tuple(meta["phones"]) != PHONES:
+        raise ModelContractError(f"model phone set {meta['phones']} != runtime {list(PHONES)}")
+    shapes = {k: tuple(int(d) for d in meta["inputs"][k]) for k in STATE_INPUTS}
+    return EncoderContract(features, PHONES, int(meta["lookahead_frames"]), int(meta["lookahead_ms"]),
+                           int(meta["frame_rate_hz"]), shapes)  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def load_session(path: str, intra_op_threads: int = 1) -> tuple[ort.InferenceSession, EncoderContract]:
+    """One session per model file per process (cached); threads set explicitly for shared CPUs."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return session, read_contract(session)
+
+
+class StreamingPhonemeEncoder:
+    """Per-stream encoder state: push audio, receive posteriors (k, 40) float32 rows summing to 1."""
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        path = str(model_path or default_model_path())
+        self._session, self.contract = load_session(path)
+        self._features = FeatureStream(self.contract.features)
+        self.reset()
+
+    @property
+    def lookahead_ms(self) -> int:
+        """Audio the encoder needs past the end of a frame before it emits that frame."""
+        return self.contract.lookahead_ms
+
+    def reset(self) -> None:
+        """Start a new utterance/stream: zero model state, fresh feature normalisation."""
+        self._features.reset()
+        self._state = {k: np.zeros(s, np.float32) for k, s in self.contract.state_shapes.items()}
+        self._steps = 0
+        self.frames_emitted = 0
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """16 kHz mono float32 (n,) -> posteriors of the frames now complete, (k, n_phones)."""
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono (n,) float32 audio at 16 kHz, got shape {audio.shape}")
+        return self._run(self._features.push(audio.astype(np.float32, copy=False)))
+
+    def flush(self) -> np.ndarray:
+        """End of an offline utterance: emit the last ``lookahead_frames`` frames.
+
+        Feeds neutral (zero = running-mean) feature frames in place of the audio that never comes.
+        A live stream never calls this.
+        """
+        pad = np.zeros((self.contract.lookahead_frames, self.contract.features.n_mels), np.float32)
+        return self._run(pad)
+
+    def _run(self, feats: np.ndarray) -> np.ndarray:
+        if feats.shape[0] == 0:
+            return np.zeros((0, len(self.contract.phones)), np.float32)
+        inputs = {"feats": feats[None], **self._state}
+        post, *states = self._session.run(["posteriors", *STATE_OUTPUTS], inputs)
+        self._state = dict(zip(STATE_INPUTS, states, strict=True))
+        skip = max(0, self.contract.lookahead_frames - self._steps)
+        self._steps += feats.shape[0]
+        out = post[0, skip:]
+        self.frames_emitted += out.shape[0]
+        return out

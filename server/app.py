@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import logging
 from pathlib import Path
 
@@ -15,10 +14,11 @@ from .avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
 from .options import ServeOptions
 from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
 from .state import ServerState
+from .ws_ingest import ws_ingest
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(str(importlib.resources.files("lipstream.web")))
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # beside server/, installed or in the repo
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form boundaries and headers around the photo
 
 
@@ -138,6 +138,7 @@ def create_app(options: ServeOptions) -> web.Application:
     app.router.add_post("/whip", whip_post)
     app.router.add_delete("/whip/{session_id}", whip_delete)
     app.router.add_get("/whip/{session_id}/stats", session_stats)
+    app.router.add_get("/ws/ingest", ws_ingest)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
     return app

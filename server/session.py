@@ -4,7 +4,8 @@ Audio frames go through the session's worker thread (resample, VAD, driver) and 
 poses. A render loop renders only the newest pose (older ones are dropped, never queued) and releases the
 video frame together with the voice it covers, so voice and lips leave the server together and the held
 voice delay stays bounded for the whole session. All CPU work runs on the session's own single-thread
-executor: stages stay ordered without locks, and one slow session cannot stall the event loop.
+workers (one for motion, one for rendering): stages stay ordered without locks, and one slow session
+cannot stall the event loop or the other sessions.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ class AvatarSession:
         self._renderer = renderer
         self._metrics = metrics
         self._front_end = AudioFrontEnd()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"session-{session_id}")
+        # Two single-thread workers: motion state stays ordered, and a slow render never delays the
+        # voice (audio keeps flowing while frames are dropped).
+        self._motion_worker = ThreadPoolExecutor(1, thread_name_prefix=f"motion-{session_id}")
+        self._render_worker = ThreadPoolExecutor(1, thread_name_prefix=f"render-{session_id}")
         self._relay = MediaRelay()
         self._peers: set[RTCPeerConnection] = set()
         self._held: deque[HeldVoice] = deque()
@@ -124,7 +128,7 @@ class AvatarSession:
         """Runs one input audio frame through the pipeline and releases whatever it completes."""
         arrived_s = time.monotonic()
         loop = asyncio.get_running_loop()
-        done = await loop.run_in_executor(self._executor, self._process, frame)
+        done = await loop.run_in_executor(self._motion_worker, self._process, frame)
         for voice in done.voice:
             self._held.append(HeldVoice(done.samples_seen, voice, arrived_s))
         if done.poses:
@@ -163,7 +167,7 @@ class AvatarSession:
             pose, self._pending_pose = self._pending_pose, None
             if pose is None:
                 continue
-            image = await loop.run_in_executor(self._executor, self._render, pose)
+            image = await loop.run_in_executor(self._render_worker, self._render, pose)
             self.video.publish(image, pose.index)
             self.frames_rendered += 1
             self._metrics.frames_rendered.inc()
@@ -210,7 +214,8 @@ class AvatarSession:
         self.voice.stop()
         peers, self._peers = list(self._peers), set()
         await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._motion_worker.shutdown(wait=False, cancel_futures=True)
+        self._render_worker.shutdown(wait=False, cancel_futures=True)
         logger.info("Session(%s) closed after %d frames (%d dropped)", self.id,
                     self.frames_rendered, self.frames_dropped)
 

@@ -1,0 +1,175 @@
+"""An independent WHIP/WHEP client (aiortc) that sends a voice and records what comes back.
+
+Used by the end-to-end tests and the bench harnesses. It paces its own audio on ``time.monotonic()``
+and stamps every sent and received frame with that clock, so latency and A/V offset are measured at
+the client, from what actually crossed the network, not from server logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+SEND_RATE_HZ = 48_000
+SEND_FRAME_SAMPLES = SEND_RATE_HZ // 50  # 20 ms, as a browser sends
+KEPT_FRAME_SIZE = 256  # received frames are kept downscaled to this square, enough for face landmarks
+
+
+class PacedVoiceTrack(MediaStreamTrack):
+    """Plays a mono float32 48 kHz array in real time, then silence; records each frame's send time."""
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        self._pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        self._index = 0
+        self.started_at: float | None = None
+        self.sent_at: list[float] = []  # monotonic time each 20 ms frame was handed to the sender
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms frame, at its due time."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        due = self.started_at + self._index * SEND_FRAME_SAMPLES / SEND_RATE_HZ
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        start = self._index * SEND_FRAME_SAMPLES
+        chunk = self._pcm[start : start + SEND_FRAME_SAMPLES]
+        chunk = np.pad(chunk, (0, SEND_FRAME_SAMPLES - len(chunk)))
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SEND_RATE_HZ
+        frame.pts = start
+        frame.time_base = Fraction(1, SEND_RATE_HZ)
+        self._index += 1
+        self.sent_at.append(time.monotonic())
+        return frame
+
+    def send_time(self, sample_index: int) -> float:
+        """When the frame holding ``sample_index`` (48 kHz) left; NaN if not yet sent."""
+        frame = sample_index // SEND_FRAME_SAMPLES
+        return self.sent_at[frame] if frame < len(self.sent_at) else float("nan")
+
+
+@dataclass
+class Received:
+    """What a client got back: video frames (downscaled RGB) and voice, with arrival times."""
+
+    video_at: list[float] = field(default_factory=list)
+    video_pts: list[int] = field(default_factory=list)
+    video_size: tuple[int, int] | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+    audio_at: list[float] = field(default_factory=list)
+    audio_rms: list[float] = field(default_factory=list)  # per received audio frame
+    audio_samples: int = 0
+
+    def fps(self, since: float, until: float) -> float:
+        """Frames per second received in ``[since, until)``."""
+        n = sum(since <= t < until for t in self.video_at)
+        return n / max(until - since, 1e-9)
+
+
+async def _read_video(track: MediaStreamTrack, out: Received, keep_frames: bool) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        out.video_at.append(time.monotonic())
+        out.video_pts.append(frame.pts)
+        out.video_size = (frame.width, frame.height)
+        if keep_frames:
+            small = frame.reformat(width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24")
+            out.frames.append(small.to_ndarray())
+
+
+async def _read_audio(track: MediaStreamTrack, out: Received) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        pcm = frame.to_ndarray().astype(np.float32) / 32768.0
+        out.audio_at.append(time.monotonic())
+        out.audio_rms.append(float(np.sqrt(np.mean(pcm * pcm))))
+        out.audio_samples += frame.samples
+
+
+class WebRtcClient:
+    """One WHIP publisher (with return path) or WHEP viewer connection."""
+
+    def __init__(self, base_url: str, keep_frames: bool = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.keep_frames = keep_frames
+        self.pc = RTCPeerConnection()
+        self.received = Received()
+        self.resource: str | None = None
+        self.voice: PacedVoiceTrack | None = None
+        self._readers: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                reader = _read_video(track, self.received, self.keep_frames)
+            else:
+                reader = _read_audio(track, self.received)
+            self._readers.append(asyncio.ensure_future(reader))
+
+    async def publish(self, samples_48k: np.ndarray, query: str = "") -> None:
+        """Starts a WHIP session sending ``samples_48k`` (mono float32) and receiving the avatar."""
+        self.voice = PacedVoiceTrack(samples_48k)
+        self.pc.addTransceiver(self.voice, direction="sendrecv")
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self._negotiate(f"/whip{query}")
+
+    async def view(self, channel: str) -> None:
+        """Starts a WHEP viewer on ``channel``."""
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        await self._negotiate(f"/whep/{channel}")
+
+    async def _negotiate(self, path: str) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                self.base_url + path,
+                data=self.pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp"},
+            ) as response:
+                body = await response.text()
+                if response.status != 201:
+                    raise RuntimeError(f"{path}: HTTP {response.status}: {body.strip()}")
+                self.resource = response.headers["Location"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+
+    async def close(self, hang_up: bool = True) -> None:
+        """Ends the connection; with ``hang_up`` it sends the WHIP/WHEP DELETE first."""
+        if hang_up and self.resource:
+            async with aiohttp.ClientSession() as http:
+                async with http.delete(self.base_url + self.resource):
+                    pass
+        await self.pc.close()
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+def load_voice_48k(path: str) -> np.ndarray:
+    """Decodes an audio file to mono float32 at 48 kHz."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SEND_RATE_HZ)
+    chunks = []
+    with av.open(path) as container:
+        for frame in container.decode(audio=0):
+            frame.pts = None
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(chunks).astype(np.float32)

@@ -1,0 +1,72 @@
+"""The real talk and viewer pages in headless Chromium with a fake microphone playing speech."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.chromium import Chromium, find_chromium
+from tests.conftest import Speech
+
+PAGE_TIMEOUT_S = 40.0
+MIN_PIXEL_CHANGE = 1.0  # mean |delta| of red over a 64x64 sample; a frozen video gives 0
+
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(start_server) -> str:  # noqa: ANN001 - pytest fixture
+    return start_server("--driver", "loudness")
+
+
+async def _wait_for(browser: Chromium, expression: str, what: str) -> object:
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        value = await browser.evaluate(expression)
+        if value:
+            return value
+        await asyncio.sleep(0.5)
+    state = await browser.evaluate("JSON.stringify(window.lipstream && window.lipstream.state)")
+    raise AssertionError(f"timed out waiting for {what}; page state: {state}")
+
+
+async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) -> None:
+    flags = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech.path}",
+    ]
+    async with Chromium(find_chromium() or "", flags) as browser:
+        await browser.call("Page.enable")
+        await browser.call("Page.navigate", url=f"{server}/?autostart=1&channel=browser")
+        await _wait_for(browser, "window.lipstream && window.lipstream.state.resource", "WHIP")
+        report = await _wait_for(
+            browser,
+            "(() => { const r = window.lipstream.activity.report();"
+            " return r.framesDecoded > 75 && r.samples > 20 ? r : null; })()",
+            "75 decoded frames",
+        )
+        assert report["width"] >= 512 and report["height"] >= 512
+        assert not report["paused"]
+        assert report["maxDiff"] > MIN_PIXEL_CHANGE, f"video not changing: {report}"
+        stats = await _wait_for(
+            browser, "window.lipstream.state.stats.frames_rendered > 0 && window.lipstream.state.stats",
+            "stats readout",
+        )
+        assert stats["pipeline_delay_ms"] is not None
+
+        async with Chromium(find_chromium() or "", []) as viewer:
+            await viewer.call("Page.navigate", url=f"{server}/viewer?channel=browser&bg=00ff00")
+            seen = await _wait_for(
+                viewer,
+                "(() => { const r = window.lipstream.activity.report();"
+                " return r.framesDecoded > 25 ? r : null; })()",
+                "viewer frames",
+            )
+            assert seen["width"] >= 512
+            background = await viewer.evaluate(
+                "getComputedStyle(document.body).backgroundColor"
+            )
+            assert background == "rgb(0, 255, 0)"

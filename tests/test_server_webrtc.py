@@ -1,0 +1,79 @@
+"""The live path end to end: an aiortc client speaks to the real server and a WHEP viewer watches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bench.mouth import mouth_openings
+from bench.whip_client import WebRtcClient
+from tests.conftest import Speech, metric
+
+FPS = 25
+SETTLE_S = 0.4  # frames arriving this soon after a span edge may still show the previous state
+
+
+@pytest.fixture(scope="module")
+def server(start_server) -> str:  # noqa: ANN001 - pytest fixture
+    return start_server("--driver", "loudness", "--fps", str(FPS))
+
+
+def _frames_in(client: WebRtcClient, start: float, end: float) -> list[int]:
+    return [i for i, t in enumerate(client.received.video_at) if start <= t < end]
+
+
+async def test_speaker_gets_moving_lips_back_and_viewer_sees_them(server: str, speech: Speech) -> None:
+    speaker = WebRtcClient(server)
+    viewer = WebRtcClient(server, keep_frames=False)
+    await speaker.publish(speech.samples, "?channel=e2e")
+    await asyncio.sleep(1.0)
+    await viewer.view("e2e")
+    duration_s = len(speech.samples) / 48_000
+    await asyncio.sleep(duration_s)
+    try:
+        assert speaker.voice is not None and speaker.voice.started_at is not None
+        t0 = speaker.voice.started_at
+        received = speaker.received
+        width, height = received.video_size or (0, 0)
+        assert width >= 512 and height >= 512
+
+        fps = received.fps(t0 + 1.0, t0 + duration_s - 0.5)
+        assert fps >= 0.85 * FPS, f"received {fps:.1f} fps"
+
+        openings = mouth_openings(received.frames)
+        assert np.mean(~np.isnan(openings)) >= 0.99, "a face must be found in every frame"
+
+        speaking = np.concatenate(
+            [_frames_in(speaker, t0 + a + SETTLE_S, t0 + b) for a, b in speech.speech_spans_s]
+        )
+        silent = _frames_in(speaker, t0 + speech.speech_spans_s[0][1] + SETTLE_S + 0.3,
+                            t0 + speech.speech_spans_s[1][0])
+        assert np.nanmax(openings[speaking]) > 0.03, "the mouth never opened during speech"
+        assert np.nanstd(openings[speaking]) > 0.008, "the mouth did not move during speech"
+        assert np.nanmax(openings[silent]) < 0.02, "the mouth moved in silence"
+
+        rms = np.asarray(received.audio_rms)
+        voice_at = np.asarray(received.audio_at)
+        a, b = speech.speech_spans_s[0]
+        loud = rms[(voice_at > t0 + a + 0.3) & (voice_at < t0 + b)]
+        quiet = rms[(voice_at > t0 + b + 0.5) & (voice_at < t0 + speech.speech_spans_s[1][0])]
+        assert received.audio_samples >= 0.8 * (duration_s - 1.0) * 48_000
+        assert loud.mean() > 10 * max(quiet.mean(), 1e-4), "the voice did not come back"
+
+        assert viewer.received.fps(t0 + 2.0, t0 + duration_s - 0.5) >= 0.85 * FPS
+        assert viewer.received.audio_samples > 48_000
+        assert metric(server, "lipstream_frames_rendered_total") > duration_s * FPS * 0.8
+    finally:
+        await viewer.close()
+        await speaker.close()
+
+
+async def test_hang_up_frees_the_session(server: str) -> None:
+    client = WebRtcClient(server, keep_frames=False)
+    await client.publish(np.zeros(48_000 * 3, dtype=np.float32))
+    await asyncio.sleep(1.0)
+    assert metric(server, "lipstream_sessions") == 1
+    await client.close()
+    assert metric(server, "lipstream_sessions") == 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+from lipstream.realtime.avatar import MAP_CHANNELS, MAX_HEAD_SHIFT, MAX_OPEN, RIG_FIELDS
 
 # MediaPipe face-mesh landmark indices.
 FOREHEAD, CHIN, NOSE_TIP, NOSE_BASE = 10, 152, 1, 2
@@ -250,10 +250,35 @@ def weight_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     centre = oval.mean(axis=0)
     semi = np.abs(oval - centre).max(axis=0) * 1.1
     rho = np.sqrt(((xs - centre[0]) / semi[0]) ** 2 + ((ys - centre[1]) / semi[1]) ** 2)
-    head_w = _smooth((1.6 - rho) / 0.6)
     edge = np.minimum(np.minimum(xs, n - xs), np.minimum(ys, n - ys))
     border_w = _smooth((edge - 1.0) / (BORDER_FADE_FRACTION * n))
+    head_w = _smooth((1.6 - rho) / 0.6) * border_w
     return head_w.astype(np.float32), border_w.astype(np.float32)
+
+
+def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
+    """Rows of the crop the mouth, eye and interior computations must cover, for any allowed pose."""
+    n, h, alpha = values["crop_px"], values["face_h_px"], values["alpha_up"]
+    cy, half_w, tilt = values["mouth_cy"], values["half_w_px"], abs(values["right_y"])
+    margin = MAX_HEAD_SHIFT * h + 2.0
+    max_gap = MAX_OPEN * h / (1.0 - (1.0 - alpha) * MAX_OPEN)
+    slop = tilt * values["jaw_half_w"] * half_w * 1.2
+    top = min(values["nose_s_px"], -1.5 * values["width_band_px"])
+    bottom = values["chin_s_px"] + (1.0 - alpha) * max_gap + values["neck_px"]
+    seam = abs(values["seam_k1_px"]) + abs(values["seam_k2_px"]) + tilt * half_w * 1.2
+    rows_with_eyes = np.nonzero((eye_s < 1e3).any(axis=1))[0]
+    eye0, eye1 = (rows_with_eyes.min(), rows_with_eyes.max() + 1) if rows_with_eyes.size else (0, 0)
+
+    def clip(v: float) -> float:
+        return float(min(max(np.floor(v) if v < cy else np.ceil(v), 0), n))
+
+    mouth = (clip(cy + top - slop - margin), clip(cy + bottom + slop + margin))
+    teeth = (clip(cy - alpha * max_gap - seam - margin), clip(cy + (1 - alpha) * max_gap + seam + margin))
+    return {
+        "mouth_row0": mouth[0], "mouth_row1": mouth[1],
+        "teeth_row0": max(teeth[0], mouth[0]), "teeth_row1": min(teeth[1], mouth[1]),
+        "eye_row0": float(max(eye0 - margin, 0)), "eye_row1": float(min(eye1 + margin, n)),
+    }  # fmt: skip
 
 
 def interior_colours(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -284,10 +309,11 @@ def build_rig(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) 
     for i, name in enumerate(("teeth", "cavity", "tongue")):
         for j, ch in enumerate("rgb"):
             values[f"{name}_{ch}"] = colours[3 * i + j]
-    rig = np.array([values[name] for name in RIG_FIELDS], np.float32)
     xs, ys = pixel_grid(n)
     head_w, border_w = weight_maps(lm, n)
     eye_s, eye_h, eye_m = eye_maps(lm, n)
+    values.update(row_bands(values, eye_s))
     channels = {"x": xs, "y": ys, "head_w": head_w, "border_w": border_w, "eye_s": eye_s, "eye_h": eye_h, "eye_m": eye_m}
     maps = np.stack([channels[name] for name in MAP_CHANNELS]).astype(np.float32)
+    rig = np.array([values[name] for name in RIG_FIELDS], np.float32)
     return rig, maps

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the files below change meaning; cached avatars of another version are rebuilt."""
+
+MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
+MAX_WIDTH = 0.1  # face heights, either way
+MAX_HEAD_SHIFT = 0.04  # face heights of idle head motion (translation plus roll at the mouth) the bands allow
 
 META_FILE = "meta.json"
 ARRAYS_FILE = "arrays.npz"
@@ -52,19 +56,37 @@ RIG_FIELDS: tuple[str, ...] = (
     "tongue_r",
     "tongue_g",
     "tongue_b",
+    "mouth_row0",  # rows [row0, row1) of the crop where the lip and jaw fields can be non-zero
+    "mouth_row1",
+    "eye_row0",  # rows where the eyelids can move
+    "eye_row1",
+    "teeth_row0",  # rows where the mouth interior can show (inside the mouth rows)
+    "teeth_row1",
 )
 """Order of the per-avatar scalars in ``Avatar.rig`` and the generator input ``rig``."""
 
 MAP_CHANNELS: tuple[str, ...] = (
     "x",  # pixel centre x, crop px
     "y",  # pixel centre y, crop px
-    "head_w",  # 0..1, how much of the idle head motion this pixel follows
+    "head_w",  # 0..1, how much of the idle head motion this pixel follows (0 at the crop edge)
     "border_w",  # 0..1, fades every displacement to zero at the crop edge so the paste is seamless
     "eye_s",  # px below the upper eyelid along "down" (far outside the eyes: large)
     "eye_h",  # eye opening at this pixel's column, px (0 outside the eyes)
     "eye_m",  # eyelid skin band above the lid that stretches over the eye when it closes, px
 )
 """Channels of ``Avatar.maps`` and the generator input ``maps``."""
+
+
+def quad_layout(crop: np.ndarray) -> np.ndarray:
+    """``(N, N, 3)`` uint8 -> ``(N * N, 12)`` uint8: each pixel's RGB, then its right, lower and
+    lower-right neighbours' (edges repeat), so the generator's bilinear sampling is one row gather.
+    """
+    img = np.asarray(crop, dtype=np.uint8)
+    right = np.concatenate([img[:, 1:], img[:, -1:]], axis=1)
+    below = np.concatenate([img[1:], img[-1:]], axis=0)
+    below_right = np.concatenate([right[1:], right[-1:]], axis=0)
+    quad = np.concatenate([img, right, below, below_right], axis=2)
+    return np.ascontiguousarray(quad.reshape(-1, 12))
 
 
 class AvatarFormatError(ValueError):
@@ -78,8 +100,9 @@ class Avatar:
     Attributes:
         avatar_id: hex content hash of the photo the avatar was built from.
         frame: ``(H, W, 3)`` uint8 RGB background frame (the framed photo, face mouth closed).
-        face: ``(1, 3, N, N)`` float32 0..255, the face crop (N = ``crop_px``) the generator warps.
-        maps: ``(1, len(MAP_CHANNELS), N, N)`` float32 per-pixel rig maps.
+        face: ``(N * N, 12)`` uint8, the face crop (N = ``crop_px``) that the generator
+            warps, in quad layout (see ``quad_layout``).
+        maps: ``(len(MAP_CHANNELS), N * N)`` float32 per-pixel rig maps, pixels flattened likewise.
         rig: ``(len(RIG_FIELDS),)`` float32 per-avatar scalars.
         crop_xy: top-left corner ``(x, y)`` of the face crop in the frame, px.
         notes: human-readable remarks from the builder (e.g. several faces found).
@@ -101,7 +124,7 @@ class Avatar:
     @property
     def crop_px(self) -> int:
         """Side of the square face crop in pixels."""
-        return int(self.face.shape[-1])
+        return int(round(float(self.rig[0])))
 
     @classmethod
     def load(cls, path: Path | str) -> Avatar:
@@ -130,14 +153,16 @@ class Avatar:
         """Builds an Avatar from the builder's in-memory result (same checks as ``load``)."""
         frame = np.ascontiguousarray(arrays["frame"], dtype=np.uint8)
         n = int(arrays["face"].shape[0])
-        face = np.ascontiguousarray(arrays["face"].transpose(2, 0, 1)[None], dtype=np.float32)
-        maps = np.ascontiguousarray(arrays["maps"][None], dtype=np.float32)
+        face = quad_layout(arrays["face"])
+        maps = np.ascontiguousarray(arrays["maps"].reshape(-1, n * n), dtype=np.float32)
         rig = np.ascontiguousarray(arrays["rig"], dtype=np.float32)
         x0, y0 = (int(v) for v in meta["crop_xy"])
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
             raise AvatarFormatError(f"frame must be (even H, even W, 3), got {frame.shape}")
-        if maps.shape != (1, len(MAP_CHANNELS), n, n) or rig.shape != (len(RIG_FIELDS),):
+        if maps.shape != (len(MAP_CHANNELS), n * n) or rig.shape != (len(RIG_FIELDS),):
             raise AvatarFormatError(f"rig arrays have shapes {maps.shape}, {rig.shape}")
+        if int(round(float(rig[0]))) != n:
+            raise AvatarFormatError(f"rig crop_px {rig[0]} does not match the {n}px face crop")
         if not (0 <= x0 and 0 <= y0 and x0 + n <= frame.shape[1] and y0 + n <= frame.shape[0]):
             raise AvatarFormatError(f"face crop {n}px at {(x0, y0)} leaves the frame {frame.shape}")
         for arr in (frame, face, maps, rig):

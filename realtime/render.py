@@ -82,6 +82,7 @@ class Renderer:
         n = avatar.crop_px
         self._rows = slice(y0, y0 + n)
         self._cols = slice(x0, x0 + n)
+        self._crop_shape = (n, n, 3)
         self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}
 
     @property
@@ -97,7 +98,8 @@ class Renderer:
             [mouth[0], mouth[1], pose.blink, head[0], head[1], head[2]], dtype=np.float32
         )
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
-        return self._session.run(None, {**self._feed_static, "pose": vec})[0]
+        flat = self._session.run(None, {**self._feed_static, "pose": vec})[0]
+        return flat.reshape(self._crop_shape)
 
     def render(self, pose: FramePose) -> np.ndarray:
         """The full composited frame ``(H, W, 3)`` uint8 RGB for ``pose``; deterministic.

@@ -24,9 +24,9 @@ def export(out: Path = DEFAULT_OUT) -> Path:
 
     n = EXAMPLE_CROP_PX
     args = (
-        torch.zeros(1, 3, n, n),
-        torch.zeros(1, len(MAP_CHANNELS), n, n),
-        torch.ones(len(RIG_FIELDS)),
+        torch.zeros(n * n, 12, dtype=torch.uint8),
+        torch.zeros(len(MAP_CHANNELS), n * n),
+        torch.ones(len(RIG_FIELDS)).index_fill(0, torch.tensor([RIG_FIELDS.index("crop_px")]), n),
         torch.zeros(len(POSE_FIELDS)),
     )
     torch.onnx.export(
@@ -35,7 +35,7 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         str(out),
         input_names=["face", "maps", "rig", "pose"],
         output_names=["crop"],
-        dynamic_axes={"face": {2: "n", 3: "n"}, "maps": {2: "n", 3: "n"}, "crop": {0: "n", 1: "n"}},
+        dynamic_axes={"face": {0: "pixels"}, "maps": {1: "pixels"}, "crop": {0: "pixels"}},
         opset_version=OPSET,
         dynamo=False,
     )

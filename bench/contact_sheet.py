@@ -1,0 +1,92 @@
+"""Contact sheet of rendered mouth shapes for every photo in ../shared/photos (for looking at).
+
+Run: python bench/contact_sheet.py [--photos ../shared/photos] [--out bench/results]
+Writes ``contact_sheet.png`` (face crops, one row per photo, one column per shape) and
+``contact_sheet_mouth.png`` (the same, zoomed on the mouth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lipstream.avatar import build_avatar
+from lipstream.realtime.avatar import Avatar
+from lipstream.realtime.pose import FramePose
+from lipstream.realtime.render import Renderer
+
+REPO = Path(__file__).resolve().parents[1]
+CELL_PX = 256
+MOUTH_CELL_PX = 192
+SHAPES: tuple[tuple[str, float, float, float], ...] = (
+    # label, open (face heights), width (face heights vs rest), blink
+    ("rest", 0.0, 0.0, 0.0),
+    ("/aa/", 0.10, 0.0, 0.0),
+    ("/iy/", 0.025, 0.04, 0.0),
+    ("/uw/", 0.035, -0.05, 0.0),
+    ("/m/", 0.0, -0.005, 0.0),
+    ("/f/", 0.012, 0.01, 0.0),
+    ("blink", 0.0, 0.0, 1.0),
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    out = img.copy()
+    cv2.putText(out, text, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2, cv2.LINE_AA)
+    return out
+
+
+def _mouth_box(avatar: Avatar) -> tuple[int, int, int]:
+    """(x0, y0, side) of a square around the mouth in crop px."""
+    from lipstream.realtime.avatar import RIG_FIELDS
+
+    r = dict(zip(RIG_FIELDS, avatar.rig.tolist(), strict=True))
+    side = int(r["face_h_px"] * 0.6)
+    x0 = int(r["mouth_cx"] - side / 2)
+    y0 = int(r["mouth_cy"] - side * 0.4)
+    n = avatar.crop_px
+    return max(0, min(x0, n - side)), max(0, min(y0, n - side)), side
+
+
+def rows_for(photo: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One row of face cells and one of mouth cells for ``photo``."""
+    avatar = Avatar.load(build_avatar(photo, cache_dir=cache).path)
+    renderer = Renderer(avatar)
+    mx, my, ms = _mouth_box(avatar)
+    faces, mouths = [], []
+    for label, open_, width, blink in SHAPES:
+        crop = renderer.render_crop(FramePose(0, np.array([open_, width], np.float32), blink=blink))
+        face = cv2.resize(crop, (CELL_PX, CELL_PX), interpolation=cv2.INTER_CUBIC)
+        mouth = cv2.resize(crop[my : my + ms, mx : mx + ms], (MOUTH_CELL_PX, MOUTH_CELL_PX),
+                           interpolation=cv2.INTER_CUBIC)  # fmt: skip
+        faces.append(_label(face, f"{photo.stem} {label}"))
+        mouths.append(_label(mouth, label))
+    return np.hstack(faces), np.hstack(mouths)
+
+
+def main() -> None:
+    """CLI entry."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "photos")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    with tempfile.TemporaryDirectory() as cache:
+        rows = [rows_for(p, Path(cache)) for p in photos]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, idx in (("contact_sheet.png", 0), ("contact_sheet_mouth.png", 1)):
+        sheet = np.vstack([r[idx] for r in rows])
+        cv2.imwrite(str(args.out / name), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        logger.info("wrote %s", args.out / name)
+
+
+if __name__ == "__main__":
+    main()

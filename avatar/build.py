@@ -120,13 +120,18 @@ def _find_face(rgb: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
             "(use a larger or closer photo)"
         )
     lm = detect.fit_landmarks(rgb, box)
+    check_frontal(lm)
+    return lm, tuple(notes)
+
+
+def check_frontal(lm: np.ndarray) -> None:
+    """Raises ``ProfileFaceError`` when the nose sits far off the middle of the face (head turned)."""
     nose, left, right = lm[rig.NOSE_TIP, 0], lm[rig.CHEEK_RIGHT_IMG, 0], lm[rig.CHEEK_LEFT_IMG, 0]
     asym = ((nose - left) - (right - nose)) / max(right - left, 1e-3)
     if abs(asym) > MAX_PROFILE_ASYMMETRY or right <= left:
         raise ProfileFaceError(
             "the face is turned too far to the side (strong profile); use a photo looking at the camera"
         )
-    return lm, tuple(notes)
 
 
 def _make_avatar(

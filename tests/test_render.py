@@ -1,0 +1,137 @@
+"""Renderer: the shipped generator ONNX on avatars built from the shared photos."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipstream.avatar import build_avatar
+from lipstream.realtime.avatar import RIG_FIELDS, Avatar
+from lipstream.realtime.pose import FramePose
+from lipstream.realtime.render import Renderer
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
+pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/photos is missing")
+
+FOREHEAD, CHIN, UPPER_INNER_LIP, LOWER_INNER_LIP = 10, 152, 13, 14
+LEFT_EYE_UPPER, LEFT_EYE_LOWER = 159, 145
+
+
+def _pose(open_: float = 0.0, width: float = 0.0, blink: float = 0.0, head: tuple = (0, 0, 0)) -> FramePose:
+    return FramePose(0, np.array([open_, width], np.float32), blink=blink,
+                     head=np.array(head, np.float32))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def renderers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Renderer]:
+    cache = tmp_path_factory.mktemp("avatars")
+    names = ("astronaut.png", "obama.jpg", "biden.jpg")
+    return {n: Renderer(Avatar.load(build_avatar(PHOTOS / n, cache_dir=cache).path)) for n in names}
+
+
+def _landmarks(frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    import mediapipe as mp
+
+    out: list[np.ndarray | None] = []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
+        for frame in frames:
+            result = mesh.process(frame)
+            if not result.multi_face_landmarks:
+                out.append(None)
+                continue
+            h, w = frame.shape[:2]
+            pts = result.multi_face_landmarks[0].landmark
+            out.append(np.array([[p.x * w, p.y * h] for p in pts], np.float32))
+    return out
+
+
+def _opening(lm: np.ndarray) -> float:
+    face_h = np.linalg.norm(lm[FOREHEAD] - lm[CHIN])
+    return float(np.linalg.norm(lm[UPPER_INNER_LIP] - lm[LOWER_INNER_LIP]) / face_h)
+
+
+def test_frame_shape_dtype_and_size(renderers: dict[str, Renderer]) -> None:
+    for r in renderers.values():
+        frame = r.render(_pose(0.05))
+        width, height = r.frame_size
+        assert frame.shape == (height, width, 3) and frame.dtype == np.uint8
+
+
+def test_rest_pose_reproduces_the_avatar_frame(renderers: dict[str, Renderer]) -> None:
+    for r in renderers.values():
+        diff = np.abs(r.render(_pose()).astype(int) - r.avatar.frame.astype(int))
+        assert diff.max() <= 1
+
+
+def test_deterministic_and_thread_safe(renderers: dict[str, Renderer]) -> None:
+    r = renderers["obama.jpg"]
+    poses = [_pose(0.01 * k, 0.005 * (k - 4), k / 8, (0.002 * k, 0.0, 0.005)) for k in range(9)]
+    serial = [r.render(p) for p in poses]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(r.render, poses * 3))
+    for k, frame in enumerate(parallel):
+        assert np.array_equal(frame, serial[k % len(poses)])
+
+
+def test_changes_stay_inside_the_crop_and_its_edge_matches(renderers: dict[str, Renderer]) -> None:
+    for r in renderers.values():
+        frame = r.render(_pose(0.12, 0.05, 1.0, (0.02, -0.02, 0.03)))
+        x0, y0 = r.avatar.crop_xy
+        n = r.avatar.crop_px
+        outside = np.ones(frame.shape[:2], bool)
+        outside[y0 : y0 + n, x0 : x0 + n] = False
+        assert np.array_equal(frame[outside], r.avatar.frame[outside])
+        ring = np.zeros(frame.shape[:2], bool)
+        ring[y0 : y0 + n, x0 : x0 + n] = True
+        ring[y0 + 2 : y0 + n - 2, x0 + 2 : x0 + n - 2] = False
+        assert np.abs(frame[ring].astype(int) - r.avatar.frame[ring].astype(int)).max() <= 2
+
+
+def test_small_pose_steps_make_small_image_steps(renderers: dict[str, Renderer]) -> None:
+    """No flicker: a 1% change of opening moves few pixels, and only a little."""
+    r = renderers["astronaut.png"]
+    a = r.render(_pose(0.060)).astype(int)
+    b = r.render(_pose(0.061)).astype(int)
+    assert np.mean(np.abs(a - b)) < 0.5
+
+
+def test_measured_opening_follows_the_open_parameter(renderers: dict[str, Renderer]) -> None:
+    """MediaPipe on the render: closed at 0 (obama's photo smiles with teeth), rising with ``open``."""
+    opens = [0.0, 0.04, 0.08, 0.12]
+    for name, r in renderers.items():
+        lms = _landmarks([r.render(_pose(o)) for o in opens])
+        assert all(lm is not None for lm in lms), name
+        measured = [_opening(lm) for lm in lms]  # type: ignore[arg-type]
+        assert measured[0] < 0.01, (name, measured)
+        assert all(b > a for a, b in zip(measured, measured[1:], strict=False)), (name, measured)
+        assert 0.05 < measured[-1] < 0.16, (name, measured)
+
+
+def test_open_mouth_shows_dark_cavity_and_bright_teeth(renderers: dict[str, Renderer]) -> None:
+    for name, r in renderers.items():
+        rig = dict(zip(RIG_FIELDS, r.avatar.rig.tolist(), strict=True))
+        cx, cy, h = int(rig["mouth_cx"]), int(rig["mouth_cy"]), rig["face_h_px"]
+        crop = r.render_crop(_pose(0.1))
+        column = crop[int(cy - 0.05 * h) : int(cy + 0.1 * h), cx - 2 : cx + 3].mean(axis=1).mean(axis=1)
+        assert column.min() < 70, name  # cavity
+        assert column.max() > 150, name  # teeth
+
+
+def test_blink_closes_the_eyes(renderers: dict[str, Renderer]) -> None:
+    r = renderers["astronaut.png"]
+    lms = _landmarks([r.render(_pose(blink=0.0)), r.render(_pose(blink=1.0))])
+    assert lms[0] is not None and lms[1] is not None
+    gaps = [np.linalg.norm(lm[LEFT_EYE_UPPER] - lm[LEFT_EYE_LOWER]) for lm in lms]  # type: ignore[index]
+    assert gaps[1] < 0.5 * gaps[0]
+
+
+def test_head_motion_moves_the_face(renderers: dict[str, Renderer]) -> None:
+    r = renderers["astronaut.png"]
+    lms = _landmarks([r.render(_pose()), r.render(_pose(head=(0.02, 0.0, 0.0)))])
+    assert lms[0] is not None and lms[1] is not None
+    face_h = np.linalg.norm(lms[0][FOREHEAD] - lms[0][CHIN])
+    shift = (lms[1][1, 0] - lms[0][1, 0]) / face_h  # nose tip, face heights
+    assert 0.01 < shift < 0.03

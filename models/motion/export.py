@@ -1,0 +1,82 @@
+"""Exports a trained motion checkpoint to ``models/motion/motion.onnx`` with its input contract.
+
+    python -m lipstream.models.motion.export ~/.cache/lipstream/motion/encoder.pt
+
+The contract travels as ONNX metadata (read and checked by ``lipstream.realtime.motion``): phone order,
+window length, look-ahead, hop, sample rate and the output columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from .dataset import HOP_SAMPLES, PHONES, SAMPLE_RATE_HZ
+from .model import MotionConfig, MotionNet
+
+logger = logging.getLogger(__name__)
+
+ONNX_PATH = Path(__file__).resolve().parent / "motion.onnx"
+INPUT_NAME = "window"
+OUTPUT_NAME = "mouth"
+OPSET = 17
+
+
+def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
+    """Writes the ONNX file and returns its path; checks it against torch on a random window."""
+    import onnx
+    import onnxruntime as ort
+
+    state = torch.load(checkpoint)
+    config = MotionConfig(**state["config"])
+    model = MotionNet(config)
+    model.load_state_dict(state["model"])
+    model.eval()
+    dummy = torch.softmax(torch.randn(2, config.window_frames, config.n_phones), -1)
+    torch.onnx.export(
+        model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
+        dynamo=False,
+    )
+    proto = onnx.load(str(out))
+    meta = {
+        "phones": ",".join(PHONES),
+        "window_frames": str(config.window_frames),
+        "lookahead_samples": str(config.lookahead_samples),
+        "hop_samples": str(HOP_SAMPLES),
+        "sample_rate_hz": str(SAMPLE_RATE_HZ),
+        "mouth_params": "open,width",
+        "dev_metrics": json.dumps(state.get("dev", {})),
+        "sources": ",".join(state.get("sources", [])),
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {INPUT_NAME: dummy.numpy()})[0]
+    with torch.no_grad():
+        want = model(dummy).numpy()
+    err = float(abs(got - want).max())
+    if err > 1e-4:
+        raise RuntimeError(f"ONNX output differs from torch by {err}")
+    logger.info("exported %s (max diff %.2e) metadata %s", out, err, meta)
+    return out
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("-o", "--out", type=Path, default=ONNX_PATH)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    export(args.checkpoint, args.out)
+
+
+if __name__ == "__main__":
+    main()

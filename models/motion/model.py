@@ -1,0 +1,66 @@
+"""The motion model: a window of phone posteriors -> the mouth parameters of one video frame.
+
+A small dilated 1-D convolution stack over the window, then a linear read-out of the whole window, so the
+model can weigh past and look-ahead phones differently (coarticulation). ~60k parameters: it runs once
+per video frame on the CPU in well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Shape of the model.
+
+    Attributes:
+        n_phones: input classes per posterior frame (ARPAbet 39 + SIL).
+        window_frames: posterior frames (10 ms each) per window.
+        lookahead_samples: 16 kHz samples of audio past the video frame's end that the window covers.
+        hidden: channels of the convolution stack.
+        n_out: mouth parameters (``MOUTH_PARAMS``).
+    """
+
+    n_phones: int = 40
+    window_frames: int = 32
+    lookahead_samples: int = 160
+    hidden: int = 48
+    n_out: int = 2
+    dropout: float = 0.2
+
+
+class MotionNet(nn.Module):
+    """``(B, window_frames, n_phones)`` float32 posteriors -> ``(B, n_out)`` float32 face heights."""
+
+    def __init__(self, config: MotionConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.inp = nn.Conv1d(config.n_phones, h, 1)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(h, h, 3, dilation=d, padding=d) for d in (1, 2, 4, 8)
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.squeeze = nn.Conv1d(h, 8, 1)
+        self.head = nn.Sequential(
+            nn.Linear(8 * config.window_frames, 64), nn.ReLU(), nn.Linear(64, config.n_out)
+        )
+        # Targets are standardised in training; the export folds the scale back in.
+        self.register_buffer("out_mean", torch.zeros(config.n_out))
+        self.register_buffer("out_std", torch.ones(config.n_out))
+
+    def forward_standardised(self, window: torch.Tensor) -> torch.Tensor:
+        """Output in standard units of the training targets (used by the loss)."""
+        x = self.inp(window.transpose(1, 2))
+        for conv in self.convs:
+            x = x + torch.relu(conv(self.drop(x)))
+        x = torch.relu(self.squeeze(x)).flatten(1)
+        return self.head(self.drop(x))
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """Mouth parameters in face heights."""
+        return self.forward_standardised(window) * self.out_std + self.out_mean

@@ -1,0 +1,89 @@
+"""Streaming-encoder posteriors of the GRID s1 audio, for fine-tuning the motion model.
+
+Besides the original audio, each clip is pitch- and formant-shifted with sox (``pitch`` keeps the
+duration, so the video targets stay aligned): the encoder's posteriors on those versions look more
+like its posteriors on other speakers, which keeps the motion model from trusting s1's exact output.
+
+    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
+
+Writes ``<cache>/grid_posteriors/<variant>/<clip>.npy``: ``(ceil(N / 160), 40)`` float16 posteriors, the
+encoder run as in the live pipeline (20 ms chunks) plus ``flush()`` for the last frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import HOP_SAMPLES, POSTERIOR_DIR, SAMPLE_RATE_HZ, clip_ids
+from .landmarks import LANDMARK_DIR
+
+logger = logging.getLogger(__name__)
+
+PITCH_CENTS: dict[str, int] = {"orig": 0, "down200": -200, "up250": 250, "up450": 450}
+"""Variants: sox ``pitch`` shifts in cents (pitch and formants together, duration kept)."""
+CHUNK_SAMPLES = 320  # 20 ms, as the server feeds the pipeline
+
+
+def pitch_shift(audio: np.ndarray, cents: int) -> np.ndarray:
+    """``(N,)`` float32 16 kHz audio shifted by ``cents`` with sox, same length."""
+    if cents == 0:
+        return audio
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.raw", Path(tmp) / "out.raw"
+        (np.clip(audio, -1, 1) * 32767).astype("<i2").tofile(src)
+        fmt = ["-t", "raw", "-r", str(SAMPLE_RATE_HZ), "-e", "signed", "-b", "16", "-c", "1"]
+        subprocess.run(["sox", *fmt, str(src), *fmt, str(dst), "pitch", str(cents)], check=True,
+                       capture_output=True)
+        out = np.fromfile(dst, "<i2").astype(np.float32) / 32768.0
+    if len(out) < len(audio):
+        out = np.pad(out, (0, len(audio) - len(out)))
+    return out[: len(audio)]
+
+
+def encode(encoder: object, audio: np.ndarray) -> np.ndarray:
+    """Posteriors of a whole clip, ``(ceil(N / 160), 40)`` float32, fed in 20 ms chunks."""
+    encoder.reset()
+    parts = [encoder.push(audio[i : i + CHUNK_SAMPLES]) for i in range(0, len(audio), CHUNK_SAMPLES)]
+    parts.append(encoder.flush())
+    post = np.concatenate(parts)
+    n = int(np.ceil(len(audio) / HOP_SAMPLES))
+    if len(post) < n:
+        post = np.concatenate([post, np.repeat(post[-1:], n - len(post), 0)])
+    return post[:n]
+
+
+def main() -> None:
+    """Computes every missing (variant, clip) posterior file."""
+    from lipstream.realtime.encoder import StreamingPhonemeEncoder
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(PITCH_CENTS))
+    parser.add_argument("--out", type=Path, default=POSTERIOR_DIR)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    encoder = StreamingPhonemeEncoder()
+    ids = clip_ids()
+    for variant in args.variants.split(","):
+        out_dir = args.out / variant
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, clip_id in enumerate(ids):
+            path = out_dir / f"{clip_id}.npy"
+            if path.exists():
+                continue
+            with np.load(LANDMARK_DIR / f"{clip_id}.npz") as data:
+                audio = data["audio"].astype(np.float32) / 32768.0
+            post = encode(encoder, pitch_shift(audio, PITCH_CENTS[variant]))
+            np.save(path, post.astype(np.float16))
+            if i % 100 == 0:
+                logger.info("posteriors %s %d/%d", variant, i + 1, len(ids))
+        (out_dir / "DONE").write_text(f"{len(ids)} clips\n")
+
+
+if __name__ == "__main__":
+    main()

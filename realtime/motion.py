@@ -1,0 +1,211 @@
+"""The motion stage: phone posteriors (100 Hz) -> mouth parameters, one row per video frame.
+
+``MotionModel`` runs the shipped ``models/motion/motion.onnx`` on explicit windows of posteriors.
+``LearnedDriver`` chains the streaming phoneme encoder and the motion model behind the ``MouthDriver``
+protocol: video frame ``n`` is predicted from the posterior frames ``[end - W, end)``, where
+``end = (frame_end(n) + motion look-ahead) // hop``, so it can be emitted once the encoder has seen
+``frame_end(n) + encoder look-ahead + motion look-ahead`` samples. Lips move before the sound they
+make (coarticulation); the window's look-ahead lets the model anticipate within the latency budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from .clock import MediaClock
+from .phonemes import PHONES, SIL
+from .pose import MOUTH_PARAMS, N_MOUTH_PARAMS
+
+logger = logging.getLogger(__name__)
+
+MOTION_ONNX = Path(__file__).resolve().parents[1] / "models" / "motion" / "motion.onnx"
+INPUT_NAME = "window"
+OUTPUT_NAME = "mouth"
+MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: total audio look-ahead of the mouth path
+ONNX_THREADS = 1  # one motion run per video frame is ~0.1 ms; more threads only add overhead
+
+
+class MotionContractError(ValueError):
+    """The ONNX file's metadata does not match what this runtime feeds it."""
+
+
+@dataclass(frozen=True)
+class MotionContract:
+    """The input contract stored in ``motion.onnx`` metadata, checked at load.
+
+    Attributes:
+        phones: posterior column order; must equal ``phonemes.PHONES``.
+        window_frames: posterior frames per window.
+        lookahead_samples: 16 kHz samples past a video frame's end covered by its window.
+        hop_samples: samples per posterior frame (160: 100 Hz).
+        sample_rate_hz: audio rate the hop refers to.
+    """
+
+    phones: tuple[str, ...]
+    window_frames: int
+    lookahead_samples: int
+    hop_samples: int
+    sample_rate_hz: int
+
+
+class PosteriorEncoder(Protocol):
+    """What the driver needs from the streaming phoneme encoder (``realtime.encoder``).
+
+    Posterior frame ``t`` (audio ``[t * 10 ms, (t + 1) * 10 ms)``) is returned once audio up to
+    ``(t + 1) * 10 ms + lookahead_ms`` has arrived.
+    """
+
+    @property
+    def lookahead_ms(self) -> int:
+        """Audio needed past a posterior frame's end before it is emitted."""
+        ...
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """``(n,)`` float32 16 kHz -> ``(k, len(PHONES))`` float32 posteriors, 100 Hz, in order."""
+        ...
+
+    def reset(self) -> None:
+        """Forgets all audio."""
+        ...
+
+
+def _read_contract(session: ort.InferenceSession, path: Path) -> MotionContract:
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        contract = MotionContract(
+            phones=tuple(meta["phones"].split(",")),
+            window_frames=int(meta["window_frames"]),
+            lookahead_samples=int(meta["lookahead_samples"]),
+            hop_samples=int(meta["hop_samples"]),
+            sample_rate_hz=int(meta["sample_rate_hz"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise MotionContractError(f"{path}: missing or bad metadata ({exc})") from exc
+    if contract.phones != PHONES:
+        raise MotionContractError(f"{path}: phone order {contract.phones} != {PHONES}")
+    if tuple(meta.get("mouth_params", "").split(",")) != MOUTH_PARAMS:
+        raise MotionContractError(f"{path}: outputs {meta.get('mouth_params')} != {MOUTH_PARAMS}")
+    return contract
+
+
+class MotionModel:
+    """The shipped motion ONNX: ``(B, W, 40)`` float32 posterior windows -> ``(B, 2)`` mouth rows.
+
+    One instance per process can serve every session (it holds no per-session state); ``__call__`` is
+    safe from one thread at a time per session executor.
+    """
+
+    def __init__(self, path: Path = MOTION_ONNX, threads: int = ONNX_THREADS) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.contract = _read_contract(self._session, path)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """Mouth parameters in face heights for ``(B, window_frames, len(PHONES))`` windows."""
+        expected = (self.contract.window_frames, len(PHONES))
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise ValueError(f"motion windows must be (B, {expected[0]}, {expected[1]}), got "
+                             f"{windows.shape}")
+        if len(windows) == 0:
+            return np.zeros((0, N_MOUTH_PARAMS), np.float32)
+        out = self._session.run([OUTPUT_NAME], {INPUT_NAME: windows.astype(np.float32)})[0]
+        out[:, 0] = np.maximum(out[:, 0], 0.0)  # an inner-lip gap is never negative
+        return out.astype(np.float32)
+
+
+def _load_encoder() -> PosteriorEncoder:
+    from .encoder import StreamingPhonemeEncoder
+
+    return StreamingPhonemeEncoder()
+
+
+class LearnedDriver:
+    """Implements ``MouthDriver`` with the streaming encoder and the learned motion model.
+
+    Attributes:
+        lookahead_samples: encoder look-ahead + the motion window's look-ahead (<= 50 ms).
+    """
+
+    def __init__(
+        self,
+        clock: MediaClock,
+        encoder: PosteriorEncoder | None = None,
+        motion: MotionModel | None = None,
+    ) -> None:
+        self._clock = clock
+        self._encoder = encoder if encoder is not None else _load_encoder()
+        self._motion = motion if motion is not None else MotionModel()
+        contract = self._motion.contract
+        if contract.sample_rate_hz != clock.sample_rate_hz:
+            raise MotionContractError(
+                f"motion model expects {contract.sample_rate_hz} Hz, clock runs at "
+                f"{clock.sample_rate_hz} Hz"
+            )
+        encoder_samples = int(self._encoder.lookahead_ms) * clock.sample_rate_hz // 1000
+        self.lookahead_samples = encoder_samples + contract.lookahead_samples
+        budget = int(MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000)
+        if self.lookahead_samples > budget:
+            raise MotionContractError(
+                f"look-ahead {self.lookahead_samples} samples exceeds the {budget}-sample budget"
+            )
+        sil = np.zeros((1, len(PHONES)), np.float32)
+        sil[0, PHONES.index(SIL)] = 1.0
+        self._sil_pad = np.repeat(sil, contract.window_frames, 0)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets all audio, as if newly constructed."""
+        self._encoder.reset()
+        self._posteriors = self._sil_pad.copy()  # row i is posterior frame i + self._first
+        self._first = -len(self._sil_pad)
+        self._samples_seen = 0
+        self._next_frame = 0
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """See ``MouthDriver.push``: ``(n,)`` float32 -> ``(k, N_MOUTH_PARAMS)`` float32."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self._samples_seen += len(audio)
+        new = self._encoder.push(audio)
+        if len(new):
+            self._posteriors = np.concatenate([self._posteriors, new.astype(np.float32)])
+        windows = self._ready_windows()
+        rows = self._motion(windows)
+        self._trim()
+        return rows
+
+    def _ready_windows(self) -> np.ndarray:
+        contract = self._motion.contract
+        ready = self._clock.frames_ready(self._samples_seen, self.lookahead_samples)
+        available = self._first + len(self._posteriors)  # one past the newest posterior index
+        out = []
+        while self._next_frame < ready:
+            frame_end = self._clock.frame_end(self._next_frame)
+            end = (frame_end + contract.lookahead_samples) // contract.hop_samples
+            if end > available:
+                break  # the encoder has not caught up; the frame follows on a later push
+            lo = end - contract.window_frames - self._first
+            out.append(self._posteriors[lo : lo + contract.window_frames])
+            self._next_frame += 1
+        if not out:
+            return np.zeros((0, contract.window_frames, len(PHONES)), np.float32)
+        return np.stack(out)
+
+    def _trim(self) -> None:
+        """Keeps only the posteriors that a future frame's window can still reach."""
+        contract = self._motion.contract
+        frame_end = self._clock.frame_end(self._next_frame)
+        end = (frame_end + contract.lookahead_samples) // contract.hop_samples
+        drop = end - contract.window_frames - self._first
+        if drop > 0:
+            self._posteriors = self._posteriors[drop:]
+            self._first += drop

@@ -1,0 +1,141 @@
+"""The motion stage: shipped motion.onnx contract, the driver's framing, chunking and the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lipstream.models.motion.dataset import windows
+from lipstream.models.motion.landmarks import mouth_params_raw
+from lipstream.models.motion.metrics import lip_sync
+from lipstream.realtime.clock import MediaClock
+from lipstream.realtime.motion import (
+    MAX_LOOKAHEAD_MS,
+    MOTION_ONNX,
+    LearnedDriver,
+    MotionContractError,
+    MotionModel,
+)
+from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES
+from lipstream.realtime.pose import N_MOUTH_PARAMS
+
+HOP = 160
+
+
+class ScriptedEncoder:
+    """Stands in for the encoder where a test needs exact posteriors: replays a fixed sequence.
+
+    Posterior frame ``j`` is released once ``(j + 1) * HOP`` samples plus ``lookahead_ms`` have
+    arrived, the timing the real encoder promises.
+    """
+
+    def __init__(self, posteriors: np.ndarray, lookahead_ms: int = 20) -> None:
+        self.posteriors = posteriors
+        self.lookahead_ms = lookahead_ms
+        self.lookahead_samples = lookahead_ms * 16
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen = 0
+        self._emitted = 0
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        self._seen += len(audio)
+        ready = min(len(self.posteriors), max(0, (self._seen - self.lookahead_samples) // HOP))
+        out = self.posteriors[self._emitted : ready]
+        self._emitted = max(self._emitted, ready)
+        return out
+
+
+def phone_track(phones: list[tuple[str, int]]) -> np.ndarray:
+    """One-hot ``(frames, 40)`` posteriors from (phone, number of 10 ms frames) pairs."""
+    labels = [PHONE_TO_INDEX[p] for p, n in phones for _ in range(n)]
+    return np.eye(len(PHONES), dtype=np.float32)[labels]
+
+
+@pytest.fixture(scope="module")
+def motion() -> MotionModel:
+    return MotionModel()
+
+
+def test_shipped_model_contract(motion: MotionModel) -> None:
+    assert MOTION_ONNX.exists()
+    assert motion.contract.phones == PHONES
+    assert motion.contract.hop_samples == HOP
+    assert 0 <= motion.contract.lookahead_samples <= MAX_LOOKAHEAD_MS * 16
+
+
+def test_bad_window_shape_is_rejected(motion: MotionModel) -> None:
+    with pytest.raises(ValueError, match="motion windows"):
+        motion(np.zeros((1, 3, len(PHONES)), np.float32))
+
+
+def test_open_vowel_opens_and_bilabial_closes(motion: MotionModel) -> None:
+    w = motion.contract.window_frames
+    sil = phone_track([("SIL", w)])
+    aa = phone_track([("SIL", w // 2), ("AA", w - w // 2)])
+    mm = phone_track([("AA", w // 2), ("M", w - w // 2)])
+    out = motion(np.stack([sil, aa, mm]))
+    assert out.shape == (3, N_MOUTH_PARAMS)
+    assert out[0, 0] < 0.02  # silence: lips (nearly) together, in face heights
+    assert out[1, 0] > out[0, 0] + 0.02  # /aa/ opens the mouth
+    assert out[2, 0] < out[1, 0]  # closing into /m/
+
+
+def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionModel) -> None:
+    rng = np.random.default_rng(0)
+    posteriors = rng.dirichlet(np.full(len(PHONES), 0.3), size=400).astype(np.float32)
+    clock = MediaClock(fps=25)
+    driver = LearnedDriver(clock, ScriptedEncoder(posteriors), motion)
+    audio = np.zeros((len(posteriors) - 4) * HOP, np.float32)
+    whole = driver.push(audio)
+    assert len(whole) == clock.frames_ready(len(audio), driver.lookahead_samples)
+    # The runtime sees exactly the windows the model was trained on.
+    expected = motion(windows(posteriors, len(whole), motion.contract.window_frames,
+                              motion.contract.lookahead_samples))
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    driver.reset()
+    chunks, start = [], 0
+    while start < len(audio):
+        size = int(rng.integers(1, 1500))
+        chunks.append(driver.push(audio[start : start + size]))
+        start += size
+    np.testing.assert_array_equal(np.concatenate(chunks), whole)
+
+
+def test_lookahead_over_budget_is_rejected(motion: MotionModel) -> None:
+    encoder = ScriptedEncoder(np.zeros((1, len(PHONES)), np.float32), lookahead_ms=1000)
+    with pytest.raises(MotionContractError, match="budget"):
+        LearnedDriver(MediaClock(), encoder, motion)
+
+
+def test_learned_driver_with_shipped_encoder() -> None:
+    pytest.importorskip("lipstream.realtime.encoder")
+    clock = MediaClock(fps=25)
+    driver = LearnedDriver(clock)
+    assert driver.lookahead_samples <= MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000
+    t = np.arange(16_000 * 2) / 16_000
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+    whole = driver.push(audio)
+    assert whole.shape == (clock.frames_ready(len(audio), driver.lookahead_samples), N_MOUTH_PARAMS)
+    assert np.isfinite(whole).all() and (whole[:, 0] >= 0).all()
+    driver.reset()
+    chunked = np.concatenate([driver.push(audio[i : i + 320]) for i in range(0, len(audio), 320)])
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_mouth_params_raw_geometry() -> None:
+    points = np.zeros((478, 2), np.float32)
+    points[10], points[152] = (0, 0), (0, 200)  # face height 200 px
+    points[13], points[14] = (50, 120), (50, 140)  # 20 px gap
+    points[61], points[291] = (20, 130), (80, 130)  # 60 px wide
+    np.testing.assert_allclose(mouth_params_raw(points), [0.1, 0.3], rtol=1e-6)
+
+
+def test_lip_sync_finds_the_lag() -> None:
+    rng = np.random.default_rng(1)
+    real = np.convolve(rng.standard_normal(200), np.ones(5) / 5, mode="same")
+    late = np.roll(real, 2)  # the driven mouth two frames (80 ms at 25 fps) late
+    sync = lip_sync(late, real, np.ones(200, bool), fps=25)
+    assert sync.lag_ms == pytest.approx(80.0)
+    assert sync.best_r > 0.95 > sync.r

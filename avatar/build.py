@@ -146,9 +146,10 @@ def _make_avatar(
     crop = frame[y0 : y0 + n, x0 : x0 + n].copy()
     mf = rig.mouth_frame(lm)
     lp = rig.lip_profile(lm, mf)
+    teeth = rig.photo_teeth_rgb(crop, lm, mf)
     crop = rig.close_mouth(crop, lm, mf, lp)
     frame[y0 : y0 + n, x0 : x0 + n] = crop
-    rig_vec, maps = rig.build_rig(crop, lm, mf, lp)
+    rig_vec, maps = rig.build_rig(crop, lm, mf, lp, teeth)
     meta = {
         "format_version": FORMAT_VERSION,
         "avatar_id": avatar_id,
@@ -159,6 +160,7 @@ def _make_avatar(
         "photo_scale": framing.scale,
         "face_h_px": rig.face_height(lm),
         "rig_fields": list(RIG_FIELDS),
+        "teeth_from_photo": teeth is not None,
     }
     arrays = {"frame": frame, "face": crop, "maps": maps, "rig": rig_vec, "landmarks": lm.astype(np.float32)}
     return meta, arrays

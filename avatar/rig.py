@@ -43,8 +43,11 @@ BORDER_FADE_FRACTION = 0.08  # of the crop side, at each edge, over which every 
 MIN_GAP_TO_CLOSE_PX = 1.0
 TEETH_RGB = (228.0, 220.0, 200.0)
 CAVITY_RGB = (62.0, 20.0, 24.0)
-TONGUE_RGB = (170.0, 78.0, 84.0)
+TONGUE_RGB = (125.0, 52.0, 58.0)  # in shadow: a bright tongue reads as the lower lip to MediaPipe
 NOMINAL_SKIN_LUMA = 150.0  # skin brightness for which the colours above are right
+MIN_TEETH_GAP_PX = 4.0  # photo lip gap below which its teeth are too few pixels to sample
+MIN_TEETH_PIXELS = 40
+TEETH_BRIGHTEN = 1.05  # the sampled teeth include their own shading; the generator shades again
 
 
 @dataclass(frozen=True)
@@ -281,18 +284,50 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
     }  # fmt: skip
 
 
-def interior_colours(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
-    """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks)."""
+def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndarray | None:
+    """Median RGB of the teeth the photo itself shows between its lips, or None if it shows none.
+
+    Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the synthetic
+    teeth in the photo's white balance.
+    """
+    t_s, up, lo = lip_gaps(lm, mf)
+    if up.max() + lo.max() < MIN_TEETH_GAP_PX:
+        return None
+    xs, ys = pixel_grid(crop.shape[0])
+    t, v = mf.coords(np.stack([xs, ys], axis=-1))
+    s = v - mf.seam(t)
+    inside = (s > -np.interp(t, t_s, up, left=0.0, right=0.0) + 1.0) & (
+        s < np.interp(t, t_s, lo, left=0.0, right=0.0) - 1.0
+    )
+    pix = crop[inside].astype(np.float32)
+    if len(pix) < MIN_TEETH_PIXELS:
+        return None
+    luma = pix @ np.array([0.299, 0.587, 0.114], np.float32)
+    sat = pix.max(axis=1) - pix.min(axis=1)
+    teeth = pix[(luma > np.percentile(luma, 60)) & (sat < 0.35 * np.maximum(luma, 1.0))]
+    return np.median(teeth, axis=0) if len(teeth) >= MIN_TEETH_PIXELS // 2 else None
+
+
+def interior_colours(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None) -> np.ndarray:
+    """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks).
+
+    ``teeth``, when the photo shows its own, replaces the default teeth colour.
+    """
     cheeks = lm[[50, 280, 117, 346], :2].astype(int)
     n = crop.shape[0]
     patches = [crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)] for x, y in cheeks]
     skin = np.concatenate([p.reshape(-1, 3) for p in patches if p.size]).astype(np.float32)
     luma = float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
     exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
-    return np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
+    colours = np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
+    if teeth is not None:
+        colours[:3] = np.clip(teeth * TEETH_BRIGHTEN, 0.0, 255.0)
+    return colours
 
 
-def build_rig(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) -> tuple[np.ndarray, np.ndarray]:
+def build_rig(
+    crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile, teeth: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The generator's per-avatar inputs: rig vector ``(len(RIG_FIELDS),)`` and maps ``(C, n, n)``."""
     n = crop.shape[0]
     face_h = face_height(lm)
@@ -305,7 +340,7 @@ def build_rig(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) 
         "chin_s_px": lp.chin_s, "neck_px": NECK_PER_FACE_H * face_h, "jaw_half_w": JAW_HALF_WIDTHS,
         "width_band_px": WIDTH_BAND_PER_FACE_H * face_h, "pivot_x": pivot[0], "pivot_y": pivot[1],
     }  # fmt: skip
-    colours = interior_colours(crop, lm)
+    colours = interior_colours(crop, lm, teeth)
     for i, name in enumerate(("teeth", "cavity", "tongue")):
         for j, ch in enumerate("rgb"):
             values[f"{name}_{ch}"] = colours[3 * i + j]

@@ -202,7 +202,7 @@ class Generator(nn.Module):
         # Lower teeth ride on the jaw; only their tops show above the lower lip.
         lo_edge = g["jaw_c"] - 0.016 * h + 0.03 * h * t_abs * t_abs
         lower = _ramp(s - lo_edge) * _ramp((0.7 - torch.abs(t_abs)) * 8.0)
-        tongue_top = 0.4 * g["jaw_c"] + 0.04 * h * t_abs * t_abs
+        tongue_top = 0.7 * g["jaw_c"] + 0.04 * h * t_abs * t_abs
         tongue = _ramp((s - tongue_top) / 3.0) * 0.9
         lines = 1.0 - 0.35 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.02)
         teeth_shade = (0.55 + 0.45 * side) * lines

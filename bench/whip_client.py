@@ -18,6 +18,8 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bench.receive_buffers import receive_like_a_browser
+
 SEND_RATE_HZ = 48_000
 SEND_FRAME_SAMPLES = SEND_RATE_HZ // 50  # 20 ms, as a browser sends
 KEPT_FRAME_SIZE = 256  # received frames are kept downscaled to this square, enough for face landmarks
@@ -41,7 +43,9 @@ class PacedVoiceTrack(MediaStreamTrack):
             raise MediaStreamError
         if self.started_at is None:
             self.started_at = time.monotonic()
-        due = self.started_at + self._index * SEND_FRAME_SAMPLES / SEND_RATE_HZ
+        # A microphone can send 20 ms of audio only once it has captured them: frame i leaves at the end
+        # of its interval, never before.
+        due = self.started_at + (self._index + 1) * SEND_FRAME_SAMPLES / SEND_RATE_HZ
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         start = self._index * SEND_FRAME_SAMPLES
         chunk = self._pcm[start : start + SEND_FRAME_SAMPLES]
@@ -138,6 +142,7 @@ class WebRtcClient:
         await self._negotiate(f"/whep/{channel}")
 
     async def _negotiate(self, path: str) -> None:
+        receive_like_a_browser(self.pc)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with aiohttp.ClientSession() as http:
             async with http.post(

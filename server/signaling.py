@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 
 from .ingest import pump_track
+from .low_latency import decode_audio_on_arrival
 from .registry import RETRY_AFTER_S, RegistryError
 from .sdp_check import OfferError, OfferShape, check_publisher_offer, check_viewer_offer
 from .session import AvatarSession
@@ -118,6 +119,7 @@ async def _connect_publisher(
             session.tasks.start("ingest", _run_publisher(state, session, track, connected))
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    decode_audio_on_arrival(pc)
     session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
     return await _answer(pc, offer_sdp)
 

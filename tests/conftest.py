@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,10 +14,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_PHOTOS = REPO_ROOT.parent / "shared" / "photos"
-sys.path.insert(0, str(REPO_ROOT))  # for bench.whip_client and bench.mouth
+sys.path.insert(0, str(REPO_ROOT))  # for bench.whip_client, bench.mouth, bench.server_process
+
+from bench.server_process import ServerProcess, metric  # noqa: E402  (needs the path above)
+
+__all__ = ["REPO_ROOT", "Speech", "metric"]
 
 SPEECH_RATE_HZ = 48_000
-SERVER_START_TIMEOUT_S = 90.0  # first start builds the default avatar (MediaPipe init included)
 SENTENCES = (
     "Hello there, my name is Lip Stream and I move my mouth when you speak.",
     "Please put the blue box by the window, then open the door.",
@@ -76,57 +75,16 @@ def photos() -> Path:
     return SHARED_PHOTOS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"server did not become healthy: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
     """Starts real ``lipstream serve`` processes on free loopback ports; returns their base URL."""
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[ServerProcess] = []
 
     def start(*args: str) -> str:
-        port = _free_port()
-        log = tmp_path_factory.mktemp("server") / "server.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "lipstream.server.cli", "serve", "--host", "127.0.0.1",
-                   "--port", str(port), *args]
-        process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
-        return url
+        server = ServerProcess(tmp_path_factory.mktemp("server") / "server.log", *args)
+        servers.append(server)
+        return server.start()
 
     yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def metric(url: str, name: str) -> float:
-    """Reads one unlabelled metric from the server's /metrics."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise KeyError(name)
+    for server in servers:
+        server.stop()

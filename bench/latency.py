@@ -1,0 +1,124 @@
+"""Glass-to-glass latency and A/V offset on loopback, measured at an independent aiortc client.
+
+A client sends syllables with sharp onsets ("pa", "ma", "ba", "ah") over WHIP and records what comes
+back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip gap, from the frame
+pixels) opens after an onset, minus the time that onset's packet left the client. A/V offset = arrival of
+the returned voice's onset minus arrival of the lips' opening. Server-side stages come from /metrics.
+
+    python -m bench.latency --onsets 200 [--driver learned] [--sessions 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.mouth import mouth_openings
+from bench.server_process import ServerProcess, metric, metrics_text
+from bench.voices import RATE_HZ, onset_train
+from bench.whip_client import SEND_FRAME_SAMPLES, WebRtcClient
+
+PERIOD_S = 0.8  # one onset every 0.8 s: the mouth closes fully in between
+SEARCH_S = 0.6  # look this long after an onset for the lips and the voice
+OPEN_FRACTION = 0.35  # "open": past 35% of the way from closed to this run's typical open mouth
+VOICE_ONSET_RMS = 0.02
+RESULTS = Path(__file__).parent / "results"
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    a = np.asarray(values) * 1000
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "n": len(values)}
+
+
+def analyse(client: WebRtcClient, onsets: list[int]) -> dict[str, object]:
+    """Per-onset lip latency and A/V offset from what ``client`` sent and received."""
+    assert client.voice is not None
+    received = client.received
+    openings = mouth_openings(received.frames)
+    valid = openings[~np.isnan(openings)]
+    closed, wide = np.percentile(valid, 5), np.percentile(valid, 95)
+    threshold = closed + OPEN_FRACTION * (wide - closed)
+    video_at = np.asarray(received.video_at)
+    audio_at = np.asarray(received.audio_at)
+    audio_rms = np.asarray(received.audio_rms)
+    latencies, offsets = [], []
+    for onset in onsets:
+        sent = client.voice.send_time(onset)
+        if np.isnan(sent):
+            continue
+        window = (video_at > sent) & (video_at < sent + SEARCH_S) & (openings > threshold)
+        voice = (audio_at > sent) & (audio_at < sent + SEARCH_S) & (audio_rms > VOICE_ONSET_RMS)
+        if window.any():
+            lips_at = video_at[np.argmax(window)]
+            latencies.append(lips_at - sent)
+            if voice.any():
+                offsets.append(audio_at[np.argmax(voice)] - lips_at)
+    face_rate = float(np.mean(~np.isnan(openings))) if len(openings) else 0.0
+    return {"latency_ms": _percentiles(latencies), "av_offset_ms": _percentiles(offsets),
+            "offsets_s": offsets, "face_found_rate": face_rate, "frames": len(openings)}
+
+
+def _stage_means(url: str) -> dict[str, float]:
+    frames = metric(url, "lipstream_frames_rendered_total")
+    stages = {}
+    for line in metrics_text(url).splitlines():
+        if line.startswith("lipstream_stage_cpu_seconds_total{"):
+            stage = line.split('"')[1]
+            stages[f"{stage}_cpu_ms_per_frame"] = 1000 * float(line.split()[1]) / max(frames, 1)
+    return stages
+
+
+async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
+    """Sends the onset train from ``sessions`` clients at once and analyses each."""
+    samples, onsets = onset_train(["pa", "ma", "ba", "ah"], onsets_count, PERIOD_S)
+    clients = [WebRtcClient(url) for _ in range(sessions)]
+    for client in clients:
+        await client.publish(samples)
+    await asyncio.sleep(len(samples) / RATE_HZ + 0.5)
+    for client in clients:
+        await client.close()
+    results = [analyse(client, onsets) for client in clients]
+    fps = [c.received.fps(c.received.video_at[0] + 1, c.received.video_at[-1]) for c in clients]
+    return {"per_session": results, "fps": fps, "server": _stage_means(url),
+            "voice_hold_ms_mean": 1000 * metric(url, "lipstream_pipeline_delay_seconds_sum")
+            / max(metric(url, "lipstream_pipeline_delay_seconds_count"), 1)}
+
+
+def main() -> None:
+    """Runs the harness and writes ``bench/results/latency-<driver>.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onsets", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--driver", default="loudness")
+    parser.add_argument("--fps", type=int, default=25)
+    args = parser.parse_args()
+    log = Path(tempfile.mkdtemp()) / "server.log"
+    with ServerProcess(log, "--driver", args.driver, "--fps", str(args.fps),
+                       "--max-sessions", str(max(args.sessions, 4))) as url:
+        started = time.time()
+        result = asyncio.run(run(url, args.onsets, args.sessions))
+    result.update({"driver": args.driver, "fps_configured": args.fps, "onsets": args.onsets,
+                   "sessions": args.sessions, "machine": f"{platform.machine()}, "
+                   f"{__import__('os').cpu_count()} cores", "started": started,
+                   "command": f"python -m bench.latency --onsets {args.onsets} --sessions "
+                   f"{args.sessions} --driver {args.driver}"})
+    for session in result["per_session"]:
+        session.pop("offsets_s")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"latency-{args.driver}-{args.sessions}s.json"
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -147,3 +147,22 @@ def test_default_photo_is_the_shipped_astronaut() -> None:
     path = default_photo()
     assert path.name == "astronaut.png" and path.is_file()
     assert cv2.imread(str(path)).shape == (512, 512, 3)
+
+
+def test_oversized_photo_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lipstream.avatar import PhotoTooLargeError, detect
+
+    monkeypatch.setattr(detect, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(PhotoTooLargeError, match="megapixels"):
+        build_avatar(_png(np.zeros((120, 120, 3), np.uint8)), cache_dir=tmp_path)
+
+
+def test_loading_a_broken_dir_fails_clearly(tmp_path: Path) -> None:
+    from lipstream.realtime.avatar import AvatarFormatError
+
+    with pytest.raises(AvatarFormatError):
+        Avatar.load(tmp_path)
+    (tmp_path / "meta.json").write_text('{"format_version": 0}')
+    (tmp_path / "arrays.npz").write_bytes(b"not npz")
+    with pytest.raises(AvatarFormatError):
+        Avatar.load(tmp_path)

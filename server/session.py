@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import av
-import numpy as np
 from aiortc import RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
@@ -31,7 +30,7 @@ from lipstream.realtime.render import Renderer
 from .ingest import AudioFrontEnd
 from .metrics import Metrics
 from .tasks import TaskOwner
-from .tracks import AvatarVideoTrack, VoiceTrack
+from .tracks import AvatarVideoTrack, VoiceTrack, to_video_frame
 
 logger = logging.getLogger(__name__)
 
@@ -167,17 +166,20 @@ class AvatarSession:
             pose, self._pending_pose = self._pending_pose, None
             if pose is None:
                 continue
-            image = await loop.run_in_executor(self._render_worker, self._render, pose)
-            self.video.publish(image, pose.index)
+            frame = await loop.run_in_executor(self._render_worker, self._render, pose)
+            self.video.publish(frame, pose.index)
             self.frames_rendered += 1
             self._metrics.frames_rendered.inc()
             self._release_voice(self.clock.frame_end(pose.index))
 
-    def _render(self, pose: FramePose) -> np.ndarray:
+    def _render(self, pose: FramePose) -> av.VideoFrame:
         start = time.thread_time()
         image = self._renderer.render(pose)
-        self._metrics.stage_cpu.labels("render").inc(time.thread_time() - start)
-        return image
+        mid = time.thread_time()
+        frame = to_video_frame(image)
+        self._metrics.stage_cpu.labels("render").inc(mid - start)
+        self._metrics.stage_cpu.labels("convert").inc(time.thread_time() - mid)
+        return frame
 
     def _release_voice(self, until_sample: int) -> None:
         now = time.monotonic()

@@ -33,9 +33,8 @@ class AvatarVideoTrack(MediaStreamTrack):
         self._fresh = asyncio.Event()
         self.superseded = 0  # frames replaced before any consumer took them
 
-    def publish(self, image: np.ndarray, frame_index: int) -> None:
-        """Offers frame ``frame_index`` (H, W, 3 uint8 RGB); call on the event loop."""
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    def publish(self, frame: av.VideoFrame, frame_index: int) -> None:
+        """Offers frame ``frame_index`` (made by ``to_video_frame``); call on the event loop."""
         frame.pts = frame_index * VIDEO_CLOCK_HZ // self._fps
         frame.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         if self._fresh.is_set():
@@ -93,6 +92,16 @@ class VoiceTrack(MediaStreamTrack):
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(None)
+
+
+def to_video_frame(image: np.ndarray) -> av.VideoFrame:
+    """Converts an (H, W, 3) uint8 RGB render to the encoders' yuv420p, off the event loop.
+
+    Every consumer's encoder reads the same frame object. Handing them yuv420p means none of them calls
+    ``frame.reformat``, which uses a converter cached on the frame and crashes when two encoder threads
+    use it at once.
+    """
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
 
 
 def silent_voice_frame(samples: int) -> av.AudioFrame:

@@ -61,7 +61,7 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
             await viewer.call("Page.navigate", url=f"{server}/viewer?channel=browser&bg=00ff00")
             seen = await _wait_for(
                 viewer,
-                "(() => { const r = window.lipstream.activity.report();"
+                "(() => { if (!window.lipstream) return null; const r = window.lipstream.activity.report();"
                 " return r.framesDecoded > 25 ? r : null; })()",
                 "viewer frames",
             )

@@ -192,27 +192,30 @@ class Generator(nn.Module):
     def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask (P,) of the lip gap and the procedural interior colour (3, P), 0..255."""
         s, up, lo = g["s"], g["up"], g["lo"]
-        mask = _ramp(torch.minimum(s + up, lo - s))
+        inside = torch.minimum(s + up, lo - s)  # px from the nearer lip edge
+        mask = _ramp(inside)
         h = r["face_h_px"]
         t_abs = g["t_rest"]
         side = _ramp(1.0 - t_abs * t_abs)
         # Upper teeth hang from the skull: edge just below the rest seam, rising to the sides.
         up_edge = 0.022 * h - 0.03 * h * t_abs * t_abs
         upper = _ramp(up_edge - s) * _ramp((0.8 - torch.abs(t_abs)) * 8.0)
-        # Lower teeth ride on the jaw; only their tops show above the lower lip.
-        lo_edge = g["jaw_c"] - 0.016 * h + 0.03 * h * t_abs * t_abs
-        lower = _ramp(s - lo_edge) * _ramp((0.7 - torch.abs(t_abs)) * 8.0)
-        tongue_top = 0.7 * g["jaw_c"] + 0.04 * h * t_abs * t_abs
-        tongue = _ramp((s - tongue_top) / 3.0) * 0.9
-        lines = 1.0 - 0.35 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.02)
+        # Lower teeth ride on the jaw; their tops show above the lower lip in wide vowels.
+        lo_edge = g["jaw_c"] - 0.022 * h + 0.04 * h * t_abs * t_abs
+        lower = _ramp(s - lo_edge) * _ramp((0.6 - torch.abs(t_abs)) * 8.0)
+        tongue_top = 0.55 * g["jaw_c"] + 0.05 * h * t_abs * t_abs
+        tongue = _ramp((s - tongue_top) / 3.0) * 0.85
+        lines = 1.0 - 0.3 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.015)
         teeth_shade = (0.55 + 0.45 * side) * lines
-        lip_shadow = 0.55 + 0.45 * _ramp((s + up) / (0.03 * h))
-        depth = 0.6 + 0.4 * side
+        lip_shadow = 0.6 + 0.4 * _ramp((s + up) / (0.025 * h))
+        # The cavity is lit near the lips and dark deep inside and towards the corners.
+        deep = _ramp(inside / (0.03 * h))
+        cavity = (1.45 - 0.8 * deep) * (0.55 + 0.45 * side)
         colours = []
         for ch in "rgb":
-            c = r["cavity_" + ch] * depth
-            c = c + tongue * (r["tongue_" + ch] * depth - c)
-            c = c + lower * (r["teeth_" + ch] * teeth_shade * 0.85 - c)
+            c = r["cavity_" + ch] * cavity
+            c = c + tongue * (r["tongue_" + ch] * (0.7 + 0.3 * side) - c)
+            c = c + lower * (r["teeth_" + ch] * teeth_shade * 0.75 - c)
             c = c + upper * (r["teeth_" + ch] * teeth_shade - c)
             colours.append(c * lip_shadow)
         return mask, torch.stack(colours, dim=0)

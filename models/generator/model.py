@@ -12,7 +12,7 @@ Per output pixel p (crop px) the graph computes a source point and samples the c
    the nose); below, the lower lip moves down by (1-alpha)*g*sh(T) and the chin by the jaw drop (fading
    over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
-5. blink: a 1-D remap along "down" stretches the upper-lid skin over the eye and squeezes the eye;
+5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
 6. the gap between the lips (exactly where step 3 opened it) is painted with a procedural interior:
    dark cavity, tongue, lower and upper teeth fixed to the jaw and skull.
 """
@@ -182,11 +182,11 @@ class Generator(nn.Module):
         s = m["eye_s"] + (q_y - m["y"])
         h, lid = m["eye_h"], m["eye_m"]
         low = b * h
+        # The lid skin stretches down over the eye; the eye below the lid edge stays put (squeezing
+        # it instead aliases the iris into a sawtooth when nearly shut).
         lid_src = -lid + (s + lid) * lid / (lid + low)
-        eye_src = (s - low) * h / (h - low + 1e-3)
-        src = torch.where(s < low, lid_src, eye_src)
-        inside = (s >= -lid) & (s <= h)
-        return torch.where(inside, src - s, torch.zeros_like(s))
+        covered = (s >= -lid) & (s < low)
+        return torch.where(covered, lid_src - s, torch.zeros_like(s))
 
     @staticmethod
     def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,8 @@ async function loadConfig() {
   const select = $("avatar-id");
   select.innerHTML = "";
   for (const id of state.config.avatars) {
-    const option = new Option(id === state.config.default_avatar ? `${id} (default)` : id, id);
+    const short = id.slice(0, 12);
+    const option = new Option(id === state.config.default_avatar ? `${short} (default)` : short, id);
     select.add(option);
   }
 }

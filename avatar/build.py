@@ -1,6 +1,7 @@
 """``build_avatar``: one photo in, one cached avatar directory out (read by ``realtime.avatar``).
 
-The directory is named by the SHA-256 of the photo bytes and the avatar format version. It is written
+The directory is named by the SHA-256 of the photo bytes and the avatar format version. It is
+written
 to a temporary sibling and renamed into place, so two processes building the same photo at once both
 end with one complete directory and neither ever reads a half-written one.
 """
@@ -19,13 +20,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from lipstream.avatar import detect, rig
-from lipstream.avatar.errors import FaceTooSmallError, NoFaceError, NotAnImageError, ProfileFaceError
+from lipstream.avatar.errors import (
+    FaceTooSmallError,
+    NoFaceError,
+    ProfileFaceError,
+)
 from lipstream.realtime.avatar import ARRAYS_FILE, FORMAT_VERSION, META_FILE, RIG_FIELDS
 
 MIN_FACE_PX = 64  # detector box width below which lips are a handful of pixels
-MAX_PROFILE_ASYMMETRY = 0.6  # |nose-to-cheek distances, left minus right| / face width; ~50 degrees yaw
+MAX_PROFILE_ASYMMETRY = (
+    0.6  # |nose-to-cheek distances, left minus right| / face width; ~50 degrees yaw
+)
 CACHE_ENV = "LIPSTREAM_CACHE"
 PREVIEW_FILE = "preview.png"
 
@@ -34,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuiltAvatar:
-    """A built avatar on disk: ``avatar_id`` (hex SHA-256 of the photo), ``path``, builder ``notes``."""
+    """A built avatar on disk: ``avatar_id`` (hex SHA-256 of the photo), ``path``, ``notes``."""
 
     avatar_id: str
     path: Path
@@ -54,7 +60,9 @@ def default_photo() -> Path:
     """
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default avatar photo ships with scikit-image: pip install scikit-image")
+        raise FileNotFoundError(
+            "the default avatar photo ships with scikit-image: pip install scikit-image"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
     if not path.is_file():
         raise FileNotFoundError(f"scikit-image is installed but {path} is missing")
@@ -125,19 +133,20 @@ def _find_face(rgb: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def check_frontal(lm: np.ndarray) -> None:
-    """Raises ``ProfileFaceError`` when the nose sits far off the middle of the face (head turned)."""
+    """Raises ``ProfileFaceError`` when the nose sits far off the face's middle (head turned)."""
     nose, left, right = lm[rig.NOSE_TIP, 0], lm[rig.CHEEK_RIGHT_IMG, 0], lm[rig.CHEEK_LEFT_IMG, 0]
     asym = ((nose - left) - (right - nose)) / max(right - left, 1e-3)
     if abs(asym) > MAX_PROFILE_ASYMMETRY or right <= left:
         raise ProfileFaceError(
-            "the face is turned too far to the side (strong profile); use a photo looking at the camera"
+            "the face is turned too far to the side (strong profile); "
+            "use a photo looking at the camera"
         )
 
 
 def _make_avatar(
     rgb: np.ndarray, lm_photo: np.ndarray, avatar_id: str, notes: tuple[str, ...]
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Frames the photo, closes the mouth, fits the rig; returns (meta, arrays) as stored on disk."""
+    """Frames the photo, closes the mouth, fits the rig; returns (meta, arrays) as stored."""
     framing = rig.plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo)
     frame = rig.render_frame(rgb, framing)
     x0, y0 = framing.crop_xy
@@ -162,7 +171,13 @@ def _make_avatar(
         "rig_fields": list(RIG_FIELDS),
         "teeth_from_photo": teeth is not None,
     }
-    arrays = {"frame": frame, "face": crop, "maps": maps, "rig": rig_vec, "landmarks": lm.astype(np.float32)}
+    arrays = {
+        "frame": frame,
+        "face": crop,
+        "maps": maps,
+        "rig": rig_vec,
+        "landmarks": lm.astype(np.float32),
+    }
     return meta, arrays
 
 

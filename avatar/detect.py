@@ -1,6 +1,7 @@
 """Photo decoding, face detection and the 478-point face mesh, via MediaPipe's bundled models.
 
-We run MediaPipe 0.10.21 itself (the legacy ``mp.solutions`` API): it ships the BlazeFace detectors and
+We run MediaPipe 0.10.21 itself (the legacy ``mp.solutions`` API): it ships the BlazeFace detectors
+and
 the attention face-mesh model inside the wheel, runs offline, and is already a dependency, whereas a
 TFLite or ONNX re-host would be one more conversion to maintain for a once-per-photo step.
 The full-range detector finds small faces in large photos (a full-body portrait); the mesh then runs
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from lipstream.avatar.errors import NoFaceError, NotAnImageError, PhotoTooLargeError
 
 MAX_PIXELS = 20_000_000  # the server's upload limit; decoding more costs seconds and hundreds of MB
@@ -62,7 +62,8 @@ def decode_photo(data: bytes) -> np.ndarray:
         )
     if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:
         raise PhotoTooLargeError(
-            f"the photo has {bgr.shape[1]}x{bgr.shape[0]} pixels; at most {MAX_PIXELS // 1_000_000} "
+            f"the photo has {bgr.shape[1]}x{bgr.shape[0]} pixels; "
+            f"at most {MAX_PIXELS // 1_000_000} "
             "megapixels are accepted"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -90,7 +91,7 @@ def detect_faces(rgb: np.ndarray) -> list[FaceBox]:
 
 
 def fit_landmarks(rgb: np.ndarray, box: FaceBox) -> np.ndarray:
-    """Fits the 478-point mesh to the face in ``box``; returns ``(478, 3)`` float32 (x, y px; z rel).
+    """Fits the 478-point mesh to the face in ``box``: ``(478, 3)`` float32 (x, y px; z relative).
 
     Raises:
         NoFaceError: the mesh model found no face in the crop around the box.
@@ -105,14 +106,20 @@ def fit_landmarks(rgb: np.ndarray, box: FaceBox) -> np.ndarray:
         [[scale, 0, MESH_CROP_PX / 2 - scale * cx], [0, scale, MESH_CROP_PX / 2 - scale * cy]]
     )
     crop = cv2.warpAffine(
-        rgb, mat, (MESH_CROP_PX, MESH_CROP_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        rgb,
+        mat,
+        (MESH_CROP_PX, MESH_CROP_PX),
+        flags=cv2.INTER_AREA,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     with mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
     ) as mesh:
         result = mesh.process(crop)
     if not result.multi_face_landmarks:
-        raise NoFaceError("a face was detected but its landmarks could not be fitted; try a clearer photo")
+        raise NoFaceError(
+            "a face was detected but its landmarks could not be fitted; try a clearer photo"
+        )
     pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], np.float32)
     if pts.shape[0] != N_LANDMARKS:
         raise NoFaceError(f"the face mesh returned {pts.shape[0]} points, expected {N_LANDMARKS}")

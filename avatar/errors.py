@@ -1,4 +1,4 @@
-"""Why a photo cannot become an avatar, one exception per reason, each with a message for the user."""
+"""Why a photo cannot become an avatar: one exception per reason, each with a user message."""
 
 from __future__ import annotations
 

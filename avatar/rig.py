@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from lipstream.realtime.avatar import MAP_CHANNELS, MAX_HEAD_SHIFT, MAX_OPEN, RIG_FIELDS
 
 # MediaPipe face-mesh landmark indices.
@@ -22,11 +21,23 @@ UPPER_LIP_TOP, UPPER_LIP_IN, LOWER_LIP_IN, LOWER_LIP_BOTTOM = 0, 13, 14, 17
 INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 EYES = (  # (corner a, corner b, upper lid a->b, lower lid a->b)
-    (33, 133, (33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133)),
-    (362, 263, (362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263)),
-)  # fmt: skip
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
+    (
+        33,
+        133,
+        (33, 246, 161, 160, 159, 158, 157, 173, 133),
+        (33, 7, 163, 144, 145, 153, 154, 155, 133),
+    ),
+    (
+        362,
+        263,
+        (362, 398, 384, 385, 386, 387, 388, 466, 263),
+        (362, 382, 381, 380, 374, 373, 390, 249, 263),
+    ),
+)
+FACE_OVAL = (
+    *(10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377),
+    *(152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109),
+)
 
 CROP_PER_FACE_H = 1.6  # face crop side / face height: forehead to below the chin, cheek to cheek
 MAX_CROP_PX = 256  # the generator's cost grows with the crop area; the frame is scaled to fit
@@ -54,7 +65,7 @@ TEETH_BRIGHTEN = 1.05  # the sampled teeth include their own shading; the genera
 class Framing:
     """How the photo maps into the output frame and where the face crop sits in it.
 
-    ``frame = photo * scale - offset`` (px); the crop is ``crop_px`` square at ``crop_xy`` in the frame.
+    ``frame = photo * scale - offset`` (px); the crop is ``crop_px`` square at ``crop_xy``.
     """
 
     scale: float
@@ -82,7 +93,10 @@ def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
     fw = min(max(_even(pw * scale), MIN_FRAME_PX), MAX_FRAME_W)
     fh = min(max(_even(ph * scale), MIN_FRAME_PX), MAX_FRAME_H)
     offs = []
-    for size_s, frame_n, c, frac in ((pw * scale, fw, centre[0], 0.5), (ph * scale, fh, centre[1], FACE_CENTRE_FROM_TOP)):
+    for size_s, frame_n, c, frac in (
+        (pw * scale, fw, centre[0], 0.5),
+        (ph * scale, fh, centre[1], FACE_CENTRE_FROM_TOP),
+    ):
         o = c * scale - frac * frame_n
         o = (size_s - frame_n) / 2.0 if size_s <= frame_n else min(max(o, 0.0), size_s - frame_n)
         offs.append(float(round(o)))
@@ -102,7 +116,9 @@ def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:
     if s < 1.0:  # warpAffine has no area filter: shrink with resize first, then shift
         small = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         sx, sy = small.shape[1] / rgb.shape[1], small.shape[0] / rgb.shape[0]
-        mat = np.array([[s / sx, 0.0, -ox + 0.5 * s / sx - 0.5], [0.0, s / sy, -oy + 0.5 * s / sy - 0.5]])
+        mat = np.array(
+            [[s / sx, 0.0, -ox + 0.5 * s / sx - 0.5], [0.0, s / sy, -oy + 0.5 * s / sy - 0.5]]
+        )
         src = small
     return cv2.warpAffine(
         src, mat, framing.frame_wh, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
@@ -111,7 +127,7 @@ def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MouthFrame:
-    """Mouth coordinate frame: origin on the closed seam, unit vectors, half width, seam curve."""
+    """Mouth (or eye) coordinate frame: origin, unit vectors, half width, seam (mouth only)."""
 
     centre: np.ndarray  # (2,) px
     right: np.ndarray  # (2,) unit, corner 61 -> corner 291
@@ -148,7 +164,7 @@ def mouth_frame(lm: np.ndarray) -> MouthFrame:
 
 
 def lip_gaps(lm: np.ndarray, mf: MouthFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of the photo's own lip opening: (T, upper lip above seam px, lower lip below seam px)."""
+    """The photo's own lip opening: (T, upper lip above the seam px, lower lip below it px)."""
     tu, vu = _sorted_by_t(*mf.coords(lm[list(INNER_UPPER), :2]))
     tl, vl = _sorted_by_t(*mf.coords(lm[list(INNER_LOWER), :2]))
     t = np.linspace(-1.0, 1.0, 81)
@@ -174,7 +190,9 @@ class LipProfile:
 
 def lip_profile(lm: np.ndarray, mf: MouthFrame) -> LipProfile:
     """Lip thicknesses and the nose/chin positions, measured along the mouth's down axis."""
-    _, v = mf.coords(lm[[UPPER_LIP_TOP, UPPER_LIP_IN, LOWER_LIP_IN, LOWER_LIP_BOTTOM, NOSE_BASE, CHIN], :2])
+    _, v = mf.coords(
+        lm[[UPPER_LIP_TOP, UPPER_LIP_IN, LOWER_LIP_IN, LOWER_LIP_BOTTOM, NOSE_BASE, CHIN], :2]
+    )
     return LipProfile(
         upper_lip=float(max(v[1] - v[0], 2.0)),
         lower_lip=float(max(v[3] - v[2], 2.0)),
@@ -190,11 +208,11 @@ def pixel_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def close_mouth(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) -> np.ndarray:
-    """Warps the photo's open lips shut along the seam (teeth and cavity of the photo disappear).
+    """Warps the photo's open lips shut along the seam (its teeth and cavity disappear).
 
-    The field is discontinuous at the seam: pixels above it sample from higher up (the upper lip comes
-    down rigidly, the skin up to the nose stretches), pixels below from lower down, so whatever lay
-    between the lips is skipped, not squeezed. Returns the new ``crop`` (uint8, same shape).
+    The field is discontinuous at the seam: pixels above it sample from higher up (the upper lip
+    comes down rigidly, the skin up to the nose stretches), pixels below from lower down, so what
+    lay between the lips is skipped, not squeezed. Returns the new ``crop`` (uint8, same shape).
     """
     t_s, up, lo = lip_gaps(lm, mf)
     if up.max() + lo.max() < MIN_GAP_TO_CLOSE_PX:
@@ -230,12 +248,10 @@ def eye_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
             a, b = b, a
         half = float(np.linalg.norm(b - a) / 2.0)
         right = (b - a) / (2.0 * half)
-        centre = (a + b) / 2.0
-        t_of = lambda p: (p - centre) @ right / half  # noqa: E731
-        v_of = lambda p: (p - centre) @ np.array([-right[1], right[0]])  # noqa: E731
-        tu, vu = _sorted_by_t(t_of(lm[list(upper), :2]), v_of(lm[list(upper), :2]))
-        tl, vl = _sorted_by_t(t_of(lm[list(lower), :2]), v_of(lm[list(lower), :2]))
-        t, v = t_of(pts), v_of(pts)
+        frame = MouthFrame((a + b) / 2.0, right, np.array([-right[1], right[0]]), half, 0.0, 0.0)
+        tu, vu = _sorted_by_t(*frame.coords(lm[list(upper), :2]))
+        tl, vl = _sorted_by_t(*frame.coords(lm[list(lower), :2]))
+        t, v = frame.coords(pts)
         v_up, v_lo = np.interp(t, tu, vu), np.interp(t, tl, vl)
         h = np.where(np.abs(t) < 1.0, np.clip(v_lo - v_up, 0.0, None), 0.0)
         band = LID_BAND_PER_EYE_H * float(h.max())
@@ -260,7 +276,7 @@ def weight_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
-    """Rows of the crop the mouth, eye and interior computations must cover, for any allowed pose."""
+    """Crop rows the mouth, eye and interior computations must cover, for any allowed pose."""
     n, h, alpha = values["crop_px"], values["face_h_px"], values["alpha_up"]
     cy, half_w, tilt = values["mouth_cy"], values["half_w_px"], abs(values["right_y"])
     margin = MAX_HEAD_SHIFT * h + 2.0
@@ -276,7 +292,10 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
         return float(min(max(np.floor(v) if v < cy else np.ceil(v), 0), n))
 
     mouth = (clip(cy + top - slop - margin), clip(cy + bottom + slop + margin))
-    teeth = (clip(cy - alpha * max_gap - seam - margin), clip(cy + (1 - alpha) * max_gap + seam + margin))
+    teeth = (
+        clip(cy - alpha * max_gap - seam - margin),
+        clip(cy + (1 - alpha) * max_gap + seam + margin),
+    )
     return {
         "mouth_row0": mouth[0], "mouth_row1": mouth[1],
         "teeth_row0": max(teeth[0], mouth[0]), "teeth_row1": min(teeth[1], mouth[1]),
@@ -287,8 +306,9 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
 def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndarray | None:
     """Median RGB of the teeth the photo itself shows between its lips, or None if it shows none.
 
-    Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the synthetic
-    teeth in the photo's white balance.
+        Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the
+    synthetic
+        teeth in the photo's white balance.
     """
     t_s, up, lo = lip_gaps(lm, mf)
     if up.max() + lo.max() < MIN_TEETH_GAP_PX:
@@ -308,16 +328,22 @@ def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndar
     return np.median(teeth, axis=0) if len(teeth) >= MIN_TEETH_PIXELS // 2 else None
 
 
-def interior_colours(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None) -> np.ndarray:
+def interior_colours(
+    crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None
+) -> np.ndarray:
     """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks).
 
     ``teeth``, when the photo shows its own, replaces the default teeth colour.
     """
     cheeks = lm[[50, 280, 117, 346], :2].astype(int)
     n = crop.shape[0]
-    patches = [crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)] for x, y in cheeks]
+    patches = [
+        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)] for x, y in cheeks
+    ]
     skin = np.concatenate([p.reshape(-1, 3) for p in patches if p.size]).astype(np.float32)
-    luma = float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
+    luma = (
+        float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
+    )
     exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
     colours = np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
     if teeth is not None:
@@ -326,15 +352,20 @@ def interior_colours(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None 
 
 
 def build_rig(
-    crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile, teeth: np.ndarray | None = None
+    crop: np.ndarray,
+    lm: np.ndarray,
+    mf: MouthFrame,
+    lp: LipProfile,
+    teeth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The generator's per-avatar inputs: rig vector ``(len(RIG_FIELDS),)`` and maps ``(C, n, n)``."""
+    """The generator's per-avatar inputs: rig ``(len(RIG_FIELDS),)`` and maps ``(C, n, n)``."""
     n = crop.shape[0]
     face_h = face_height(lm)
     pivot = lm[CHIN, :2] + PIVOT_BELOW_CHIN * face_h * mf.down
     values = {
         "crop_px": n, "face_h_px": face_h, "alpha_up": ALPHA_UP,
-        "mouth_cx": mf.centre[0], "mouth_cy": mf.centre[1], "right_x": mf.right[0], "right_y": mf.right[1],
+        "mouth_cx": mf.centre[0], "mouth_cy": mf.centre[1],
+        "right_x": mf.right[0], "right_y": mf.right[1],
         "half_w_px": mf.half_w, "seam_k1_px": mf.k1, "seam_k2_px": mf.k2,
         "upper_lip_px": lp.upper_lip, "lower_lip_px": lp.lower_lip, "nose_s_px": lp.nose_s,
         "chin_s_px": lp.chin_s, "neck_px": NECK_PER_FACE_H * face_h, "jaw_half_w": JAW_HALF_WIDTHS,
@@ -348,7 +379,15 @@ def build_rig(
     head_w, border_w = weight_maps(lm, n)
     eye_s, eye_h, eye_m = eye_maps(lm, n)
     values.update(row_bands(values, eye_s))
-    channels = {"x": xs, "y": ys, "head_w": head_w, "border_w": border_w, "eye_s": eye_s, "eye_h": eye_h, "eye_m": eye_m}
+    channels = {
+        "x": xs,
+        "y": ys,
+        "head_w": head_w,
+        "border_w": border_w,
+        "eye_s": eye_s,
+        "eye_h": eye_h,
+        "eye_m": eye_m,
+    }
     maps = np.stack([channels[name] for name in MAP_CHANNELS]).astype(np.float32)
     rig = np.array([values[name] for name in RIG_FIELDS], np.float32)
     return rig, maps

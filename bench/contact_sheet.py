@@ -14,7 +14,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.pose import FramePose
@@ -78,7 +77,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    photos = sorted(
+        p for p in args.photos.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}
+    )
     with tempfile.TemporaryDirectory() as cache:
         rows = [rows_for(p, Path(cache)) for p in photos]
     args.out.mkdir(parents=True, exist_ok=True)

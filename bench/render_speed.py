@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.pose import FramePose
@@ -61,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "photos")
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "render_speed.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "results" / "render_speed.json"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     poses = _poses(args.repeats)
@@ -70,7 +71,8 @@ def main() -> None:
         for photo in sorted(args.photos.glob("*.[jp][pn]g")):
             avatar = Avatar.load(build_avatar(photo, cache_dir=Path(cache)).path)
             renderer = Renderer(avatar, threads=1)
-            row = {"photo": photo.name, "frame_wh": list(avatar.frame_size), "crop_px": avatar.crop_px,
+            row = {"photo": photo.name, "frame_wh": list(avatar.frame_size),
+                   "crop_px": avatar.crop_px,
                    "generator": _time_calls(renderer.render_crop, poses),
                    "render": _time_calls(renderer.render, poses)}  # fmt: skip
             logger.info("%s", row)

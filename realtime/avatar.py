@@ -1,10 +1,12 @@
 """A built avatar as the renderer sees it: a background frame, a face crop and its rig, all numpy.
 
-The builder (``lipstream.avatar``) writes one directory per photo; this module is the only reader, so
+The builder (``lipstream.avatar``) writes one directory per photo; this module is the only reader,
+so
 the file layout and the rig vector layout are defined here, next to the loader, and the generator's
 ONNX metadata is checked against ``RIG_FIELDS`` when the renderer loads it.
 
-Coordinates are pixels of the face crop (``crop_px`` square, origin top-left, x right, y down) unless
+Coordinates are pixels of the face crop (``crop_px`` square, origin top-left, x right, y down)
+unless
 stated otherwise; lengths that describe the face are also given in face heights (MediaPipe landmarks
 10-152 distance), the unit of ``FramePose.mouth``.
 """
@@ -22,7 +24,9 @@ FORMAT_VERSION = 2
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
 MAX_WIDTH = 0.1  # face heights, either way
-MAX_HEAD_SHIFT = 0.04  # face heights of idle head motion (translation plus roll at the mouth) the bands allow
+MAX_HEAD_SHIFT = (
+    0.04  # face heights of idle head motion (translation plus roll at the mouth) the bands allow
+)
 
 META_FILE = "meta.json"
 ARRAYS_FILE = "arrays.npz"

@@ -1,7 +1,8 @@
 """Renders one video frame for one pose: the generator ONNX on the face crop, pasted into the frame.
 
-One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in the
-process; ``InferenceSession.run`` is thread-safe, and everything per avatar is read-only numpy, so any
+One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in
+the process; ``InferenceSession.run`` is thread-safe, and everything per avatar is read-only numpy,
+so any
 number of sessions may call ``Renderer.render`` at once from their own threads.
 """
 
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
 from lipstream.realtime.pose import FramePose
 
@@ -28,7 +28,7 @@ _sessions_lock = threading.Lock()
 
 
 class GeneratorContractError(RuntimeError):
-    """The generator ONNX was exported for another rig, map or pose layout than this code expects."""
+    """The generator ONNX was exported for another rig, map or pose layout than this code's."""
 
 
 def generator_session(
@@ -37,7 +37,7 @@ def generator_session(
     """The process-wide session for ``path`` with ``threads`` intra-op threads (created once).
 
     Raises:
-        GeneratorContractError: the model's metadata does not match ``RIG_FIELDS`` / ``MAP_CHANNELS``.
+        GeneratorContractError: the model's metadata differs from ``RIG_FIELDS``/``MAP_CHANNELS``.
     """
     provs = tuple(providers or ["CPUExecutionProvider"])
     key = (str(path), threads, provs)
@@ -63,7 +63,9 @@ def _check_contract(session: ort.InferenceSession, path: Path) -> None:
     }
     for key, value in expected.items():
         if meta.get(key) != value:
-            raise GeneratorContractError(f"{path}: metadata {key}={meta.get(key)!r}, expected {value!r}")
+            raise GeneratorContractError(
+                f"{path}: metadata {key}={meta.get(key)!r}, expected {value!r}"
+            )
 
 
 class Renderer:
@@ -75,7 +77,9 @@ class Renderer:
         providers: onnxruntime execution providers; default CPU.
     """
 
-    def __init__(self, avatar: Avatar, threads: int = 1, providers: list[str] | None = None) -> None:
+    def __init__(
+        self, avatar: Avatar, threads: int = 1, providers: list[str] | None = None
+    ) -> None:
         self.avatar = avatar
         self._session = generator_session(GENERATOR_ONNX, threads, providers)
         x0, y0 = avatar.crop_xy

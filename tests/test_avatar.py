@@ -1,4 +1,4 @@
-"""Avatar builder: real MediaPipe on the shared photos and on images made here for the unhappy paths."""
+"""Avatar builder: real MediaPipe on the shared photos and on images made here (unhappy paths)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from lipstream.avatar import (
     AvatarError,
     BuiltAvatar,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import RIG_FIELDS, Avatar
 from lipstream.realtime.pose import FramePose
@@ -20,7 +19,9 @@ FOREHEAD, CHIN, UPPER_INNER_LIP, LOWER_INNER_LIP = 10, 152, 13, 14
 LEFT_EYE_UPPER, LEFT_EYE_LOWER = 159, 145
 
 
-def _pose(open_: float = 0.0, width: float = 0.0, blink: float = 0.0, head: tuple = (0, 0, 0)) -> FramePose:
+def _pose(
+    open_: float = 0.0, width: float = 0.0, blink: float = 0.0, head: tuple = (0, 0, 0)
+) -> FramePose:
     return FramePose(0, np.array([open_, width], np.float32), blink=blink,
                      head=np.array(head, np.float32))  # fmt: skip
 
@@ -99,7 +100,7 @@ def test_small_pose_steps_make_small_image_steps(renderers: dict[str, Renderer])
 
 
 def test_measured_opening_follows_the_open_parameter(renderers: dict[str, Renderer]) -> None:
-    """MediaPipe on the render: closed at 0 (obama's photo smiles with teeth), rising with ``open``."""
+    """MediaPipe on the render: closed at 0 (obama's photo shows teeth), rising with ``open``."""
     opens = [0.0, 0.04, 0.08, 0.12]
     for name, r in renderers.items():
         lms = _landmarks([r.render(_pose(o)) for o in opens])
@@ -116,7 +117,9 @@ def test_open_mouth_shows_dark_cavity_and_bright_teeth(renderers: dict[str, Rend
         cx = int(rig["mouth_cx"] + 0.15 * rig["half_w_px"])  # off the line between the incisors
         cy, h = int(rig["mouth_cy"]), rig["face_h_px"]
         crop = r.render_crop(_pose(0.1))
-        column = crop[int(cy - 0.05 * h) : int(cy + 0.1 * h), cx - 1 : cx + 2].mean(axis=1).mean(axis=1)
+        column = (
+            crop[int(cy - 0.05 * h) : int(cy + 0.1 * h), cx - 1 : cx + 2].mean(axis=1).mean(axis=1)
+        )
         assert column.min() < 70, name  # cavity
         assert column.max() > 2.5 * column.min() and column.max() > 120, name  # teeth
 

@@ -1,1 +1,1 @@
-"""Analytic talking-head generator: torch definition and ONNX export (never imported at run time)."""
+"""Analytic talking-head generator: torch definition and ONNX export (not imported at run time)."""

@@ -1,4 +1,7 @@
-"""Exports the analytic generator to ``generator.onnx`` (run: python -m lipstream.models.generator.export)."""
+"""Exports the analytic generator to ``generator.onnx``.
+
+Run: python -m lipstream.models.generator.export
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import logging
 from pathlib import Path
 
 import torch
-
-from lipstream.models.generator.model import POSE_FIELDS, Generator
+from lipstream.models.generator.model import Generator
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+from lipstream.realtime.render import POSE_FIELDS
 
 OPSET = 17  # GridSample needs >= 16
 EXAMPLE_CROP_PX = 64  # spatial size is dynamic; this only shapes the trace
@@ -19,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def export(out: Path = DEFAULT_OUT) -> Path:
-    """Traces ``Generator`` with dynamic crop size and writes it with its I/O contract as metadata."""
+    """Traces ``Generator`` with a dynamic crop size; its I/O contract goes into the metadata."""
     import onnx
 
     n = EXAMPLE_CROP_PX

@@ -1,15 +1,17 @@
-"""The talking-head generator: a dense backward warp of the face crop plus a synthetic mouth interior.
+"""The talking-head generator: a dense backward warp of the face crop, a synthetic mouth interior.
 
-It has no learned weights. Everything per avatar arrives as inputs (the crop, per-pixel rig maps, a rig
+It has no learned weights. Everything per avatar arrives as inputs (the crop, per-pixel rig maps, a
+rig
 vector; layouts in ``lipstream.realtime.avatar``), everything per frame as ``pose``, so one exported
 graph serves every avatar and the renderer shares one ONNX session between sessions.
 
 Per output pixel p (crop px) the graph computes a source point and samples the crop there:
 
 1. idle head motion: q = p - head_w * (translation + roll about the pivot);
-2. mouth frame of q: T (along the corner axis, in current half widths), S (px below the closed seam);
+2. mouth frame of q: T (along the corner axis, in half widths), S (px below the closed seam);
 3. lips: above the seam the upper lip moves up by alpha*g*sh(T) (rigid over its thickness, fading to
-   the nose); below, the lower lip moves down by (1-alpha)*g*sh(T) and the chin by the jaw drop (fading
+   the nose); below, the lower lip moves down by (1-alpha)*g*sh(T) and the chin by the jaw drop
+   (fading
    over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
 5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
@@ -22,13 +24,13 @@ from __future__ import annotations
 import math
 
 import torch
+from lipstream.realtime.avatar import MAP_CHANNELS, MAX_OPEN, MAX_WIDTH, RIG_FIELDS
 from torch import nn
 
-from lipstream.realtime.avatar import MAP_CHANNELS, MAX_OPEN, MAX_WIDTH, RIG_FIELDS
-from lipstream.realtime.render import POSE_FIELDS
-
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
-TEETH_COUNT_HALF = 3.0  # incisor, lateral incisor, canine per half mouth width, for the dark lines between them
+TEETH_COUNT_HALF = (
+    3.0  # incisor, lateral incisor, canine per half mouth width, for the dark lines between them
+)
 
 _R = {name: i for i, name in enumerate(RIG_FIELDS)}
 _M = {name: i for i, name in enumerate(MAP_CHANNELS)}
@@ -47,7 +49,8 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Returns the ``(P, 3)`` uint8 RGB crop (P = N*N, row-major) for ``face (P, 12)`` uint8.
 
-        ``face`` row k holds the RGB of pixel k and of its right, lower and lower-right neighbours, so
+        ``face`` row k holds the RGB of pixel k and of its right, lower and lower-right neighbours,
+        so
         bilinear sampling is one row gather.
 
         Per-pixel tensors are 1-D ``(P,)``: onnxruntime's broadcasting of scalars against a trailing
@@ -92,9 +95,10 @@ class Generator(nn.Module):
     def _bilinear(
         face: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, n: torch.Tensor
     ) -> torch.Tensor:
-        """Samples the quad-layout ``face (P, 12)`` at pixel-centre coordinates ``(P,)``; edges clamp.
+        """Samples quad-layout ``face (P, 12)`` at pixel-centre coordinates ``(P,)``, edges clamped.
 
-        One row gather instead of ``grid_sample``: onnxruntime's CPU GridSample was 40% of the graph's
+        One row gather instead of ``grid_sample``: onnxruntime's CPU GridSample was 40% of the
+        graph's
         time; a gather of 48-byte rows is a plain copy.
         """
         x = torch.clamp(src_x - 0.5, min=0.0)

@@ -26,6 +26,7 @@ from lipstream.avatar.errors import (
     NoFaceError,
     ProfileFaceError,
 )
+from lipstream.avatar.framing import plan_framing, render_frame
 from lipstream.realtime.avatar import ARRAYS_FILE, FORMAT_VERSION, META_FILE, RIG_FIELDS
 
 MIN_FACE_PX = 64  # detector box width below which lips are a handful of pixels
@@ -147,8 +148,8 @@ def _make_avatar(
     rgb: np.ndarray, lm_photo: np.ndarray, avatar_id: str, notes: tuple[str, ...]
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Frames the photo, closes the mouth, fits the rig; returns (meta, arrays) as stored."""
-    framing = rig.plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo)
-    frame = rig.render_frame(rgb, framing)
+    framing = plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo)
+    frame = render_frame(rgb, framing)
     x0, y0 = framing.crop_xy
     n = framing.crop_px
     lm = lm_photo[:, :2] * framing.scale - np.array(framing.offset_xy) - np.array([x0, y0])

@@ -24,9 +24,10 @@ FORMAT_VERSION = 2
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
 MAX_WIDTH = 0.1  # face heights, either way
-MAX_HEAD_SHIFT = (
-    0.04  # face heights of idle head motion (translation plus roll at the mouth) the bands allow
-)
+# Idle head motion the row bands allow for: the mouth may move MAX_HEAD_SHIFT face heights (dx, dy
+# are clamped to half of it each, roll to MAX_HEAD_ROLL about a pivot below the chin).
+MAX_HEAD_SHIFT = 0.04
+MAX_HEAD_ROLL = 0.03  # rad
 
 META_FILE = "meta.json"
 ARRAYS_FILE = "arrays.npz"

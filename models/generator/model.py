@@ -24,7 +24,14 @@ from __future__ import annotations
 import math
 
 import torch
-from lipstream.realtime.avatar import MAP_CHANNELS, MAX_OPEN, MAX_WIDTH, RIG_FIELDS
+from lipstream.realtime.avatar import (
+    MAP_CHANNELS,
+    MAX_HEAD_ROLL,
+    MAX_HEAD_SHIFT,
+    MAX_OPEN,
+    MAX_WIDTH,
+    RIG_FIELDS,
+)
 from torch import nn
 
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
@@ -121,10 +128,14 @@ class Generator(nn.Module):
     def _head(m: dict, r: dict, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Undoes the idle head motion: where pixel p was before the head moved (crop px)."""
         h = r["face_h_px"]
-        cos, sin = torch.cos(pose[5]), torch.sin(pose[5])
+        # Clamped so the lips and eyes stay inside the row bands the builder sized for them.
+        roll = torch.clamp(pose[5], -MAX_HEAD_ROLL, MAX_HEAD_ROLL)
+        shift_x = torch.clamp(pose[3], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        shift_y = torch.clamp(pose[4], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        cos, sin = torch.cos(roll), torch.sin(roll)
         rel_x, rel_y = m["x"] - r["pivot_x"], m["y"] - r["pivot_y"]
-        dx = pose[3] * h + (cos - 1.0) * rel_x - sin * rel_y
-        dy = pose[4] * h + sin * rel_x + (cos - 1.0) * rel_y
+        dx = shift_x + (cos - 1.0) * rel_x - sin * rel_y
+        dy = shift_y + sin * rel_x + (cos - 1.0) * rel_y
         return m["x"] - m["head_w"] * dx, m["y"] - m["head_w"] * dy
 
     @staticmethod

@@ -40,11 +40,10 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
             "p99": float(np.percentile(a, 99)), "n": len(values)}
 
 
-def analyse(client: WebRtcClient, onsets: list[int]) -> dict[str, object]:
-    """Per-onset lip latency and A/V offset from what ``client`` sent and received."""
+def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> dict[str, object]:
+    """Per-onset lip latency and A/V offset from what ``client`` sent and the measured ``openings``."""
     assert client.voice is not None
     received = client.received
-    openings = mouth_openings(received.frames)
     valid = openings[~np.isnan(openings)]
     closed, wide = np.percentile(valid, 5), np.percentile(valid, 95)
     threshold = closed + OPEN_FRACTION * (wide - closed)
@@ -65,7 +64,8 @@ def analyse(client: WebRtcClient, onsets: list[int]) -> dict[str, object]:
                 offsets.append(audio_at[np.argmax(voice)] - lips_at)
     face_rate = float(np.mean(~np.isnan(openings))) if len(openings) else 0.0
     return {"latency_ms": _percentiles(latencies), "av_offset_ms": _percentiles(offsets),
-            "offsets_s": offsets, "face_found_rate": face_rate, "frames": len(openings)}
+            "latencies_s": latencies, "offsets_s": offsets, "face_found_rate": face_rate,
+            "frames": len(openings)}
 
 
 def _stage_means(url: str) -> dict[str, float]:
@@ -87,7 +87,7 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
     await asyncio.sleep(len(samples) / RATE_HZ + 0.5)
     for client in clients:
         await client.close()
-    results = [analyse(client, onsets) for client in clients]
+    results = [analyse(c, onsets, mouth_openings(c.received.frames)) for c in clients]
     fps = [c.received.fps(c.received.video_at[0] + 1, c.received.video_at[-1]) for c in clients]
     return {"per_session": results, "fps": fps, "server": _stage_means(url),
             "voice_hold_ms_mean": 1000 * metric(url, "lipstream_pipeline_delay_seconds_sum")
@@ -114,6 +114,7 @@ def main() -> None:
                    f"{args.sessions} --driver {args.driver}"})
     for session in result["per_session"]:
         session.pop("offsets_s")
+        session.pop("latencies_s")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"latency-{args.driver}-{args.sessions}s.json"
     out.write_text(json.dumps(result, indent=1))

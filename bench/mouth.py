@@ -12,27 +12,39 @@ UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 FOREHEAD, CHIN = 10, 152
 
 
+class MouthMeter:
+    """Measures one frame at a time, tracking the face as a video (landmarks carry over)."""
+
+    def __init__(self) -> None:
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=True
+        )
+
+    def __call__(self, frame: np.ndarray) -> float:
+        """Opening of an RGB uint8 frame; NaN if no face is found."""
+        result = self._mesh.process(np.ascontiguousarray(frame))
+        if not result.multi_face_landmarks:
+            return float("nan")
+        points = result.multi_face_landmarks[0].landmark
+        height, width = frame.shape[:2]
+        pick = (UPPER_INNER_LIP, LOWER_INNER_LIP, FOREHEAD, CHIN)
+        upper, lower, top, chin = (np.array([points[i].x * width, points[i].y * height]) for i in pick)
+        return float(np.linalg.norm(upper - lower) / np.linalg.norm(top - chin))
+
+    def close(self) -> None:
+        """Frees the MediaPipe graph."""
+        self._mesh.close()
+
+
 def mouth_openings(frames: list[np.ndarray]) -> np.ndarray:
-    """``(n,)`` float32 openings for RGB uint8 frames; NaN where no face was found.
-
-    Frames are tracked as a video (landmarks carry over), as a viewer's eye would.
-    """
-    import mediapipe as mp
-
-    out = np.full(len(frames), np.nan, dtype=np.float32)
-    with mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=False, max_num_faces=1, refine_landmarks=True
-    ) as mesh:
-        for i, frame in enumerate(frames):
-            result = mesh.process(np.ascontiguousarray(frame))
-            if not result.multi_face_landmarks:
-                continue
-            points = result.multi_face_landmarks[0].landmark
-            height, width = frame.shape[:2]
-            xy = np.array([[p.x * width, p.y * height] for p in points], dtype=np.float32)
-            face_height = np.linalg.norm(xy[FOREHEAD] - xy[CHIN])
-            out[i] = np.linalg.norm(xy[UPPER_INNER_LIP] - xy[LOWER_INNER_LIP]) / face_height
-    return out
+    """``(n,)`` float32 openings for RGB uint8 frames; NaN where no face was found."""
+    meter = MouthMeter()
+    try:
+        return np.array([meter(frame) for frame in frames], dtype=np.float32)
+    finally:
+        meter.close()
 
 
 def frame_loudness(

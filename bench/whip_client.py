@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -72,6 +73,7 @@ class Received:
     video_pts: list[int] = field(default_factory=list)
     video_size: tuple[int, int] | None = None
     frames: list[np.ndarray] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)  # probe(frame) per frame, when a probe is set
     audio_at: list[float] = field(default_factory=list)
     audio_rms: list[float] = field(default_factory=list)  # per received audio frame
     audio_samples: int = 0
@@ -82,7 +84,12 @@ class Received:
         return n / max(until - since, 1e-9)
 
 
-async def _read_video(track: MediaStreamTrack, out: Received, keep_frames: bool) -> None:
+FrameProbe = Callable[[np.ndarray], float]
+
+
+async def _read_video(
+    track: MediaStreamTrack, out: Received, keep_frames: bool, probe: FrameProbe | None
+) -> None:
     while True:
         try:
             frame = await track.recv()
@@ -91,9 +98,13 @@ async def _read_video(track: MediaStreamTrack, out: Received, keep_frames: bool)
         out.video_at.append(time.monotonic())
         out.video_pts.append(frame.pts)
         out.video_size = (frame.width, frame.height)
-        if keep_frames:
+        if keep_frames or probe is not None:
             small = frame.reformat(width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24")
-            out.frames.append(small.to_ndarray())
+            image = small.to_ndarray()
+            if probe is not None:
+                out.probes.append(probe(image))
+            else:
+                out.frames.append(image)
 
 
 async def _read_audio(track: MediaStreamTrack, out: Received) -> None:
@@ -111,9 +122,13 @@ async def _read_audio(track: MediaStreamTrack, out: Received) -> None:
 class WebRtcClient:
     """One WHIP publisher (with return path) or WHEP viewer connection."""
 
-    def __init__(self, base_url: str, keep_frames: bool = True) -> None:
+    def __init__(
+        self, base_url: str, keep_frames: bool = True, probe: FrameProbe | None = None
+    ) -> None:
+        """``keep_frames`` keeps every frame (downscaled); ``probe`` keeps only probe(frame) instead."""
         self.base_url = base_url.rstrip("/")
         self.keep_frames = keep_frames
+        self.probe = probe
         self.pc = RTCPeerConnection()
         self.received = Received()
         self.resource: str | None = None
@@ -123,7 +138,7 @@ class WebRtcClient:
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
-                reader = _read_video(track, self.received, self.keep_frames)
+                reader = _read_video(track, self.received, self.keep_frames, self.probe)
             else:
                 reader = _read_audio(track, self.received)
             self._readers.append(asyncio.ensure_future(reader))

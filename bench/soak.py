@@ -1,0 +1,88 @@
+"""Soak: one session for a long time; does memory, latency or the A/V offset drift?
+
+An independent client sends the onset train continuously and measures every returned frame's mouth
+opening as it arrives (MediaPipe, nothing stored), so the run can last 30 minutes. Reported per block of
+minutes: lip latency p50/p95, A/V offset median, fps, and the server's resident memory.
+
+    python -m bench.soak --minutes 30 [--driver learned]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.latency import PERIOD_S, RESULTS, analyse
+from bench.mouth import MouthMeter
+from bench.process_stats import sample
+from bench.server_process import ServerProcess
+from bench.voices import RATE_HZ, onset_train
+from bench.whip_client import WebRtcClient
+
+BLOCK_S = 300.0
+MEMORY_EVERY_S = 30.0
+
+
+def block_summary(client: WebRtcClient, onsets: list[int], start: float, end: float) -> dict:
+    """Figures for the onsets whose packets left in ``[start, end)``."""
+    assert client.voice is not None
+    chosen = [o for o in onsets if start <= client.voice.send_time(o) < end]
+    result = analyse(client, chosen, np.asarray(client.received.probes, dtype=np.float32))
+    offsets = result["offsets_s"]
+    return {"from_s": start - client.voice.started_at, "onsets": len(chosen),
+            "latency_ms": result["latency_ms"],
+            "fps": client.received.fps(start, min(end, client.received.video_at[-1])),
+            "av_offset_median_ms": 1000 * float(np.median(offsets)) if offsets else None}
+
+
+async def soak(url: str, pid: int, minutes: float) -> dict:
+    """Runs the session and samples the server's memory while it lasts."""
+    count = int(minutes * 60 / PERIOD_S)
+    samples, onsets = onset_train(["pa", "ma", "ba", "ah"], count, PERIOD_S)
+    meter = MouthMeter()
+    client = WebRtcClient(url, keep_frames=False, probe=meter)
+    await client.publish(samples)
+    memory = []
+    ends_at = time.monotonic() + len(samples) / RATE_HZ
+    while time.monotonic() < ends_at:
+        memory.append((time.monotonic(), sample(pid).rss_mb))
+        await asyncio.sleep(MEMORY_EVERY_S)
+    await client.close()
+    meter.close()
+    assert client.voice is not None and client.voice.started_at is not None
+    t0 = client.voice.started_at
+    blocks = [block_summary(client, onsets, t0 + s, t0 + s + BLOCK_S)
+              for s in np.arange(0, minutes * 60, BLOCK_S)]
+    settled = [m for t, m in memory if t - t0 > 60]
+    return {"blocks": blocks, "rss_mb": [m for _, m in memory],
+            "rss_growth_after_first_minute": (settled[-1] / settled[0] - 1) if settled else None}
+
+
+def main() -> None:
+    """Runs the soak and writes ``bench/results/soak-<driver>.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--driver", default="learned")
+    args = parser.parse_args()
+    server = ServerProcess(Path(tempfile.mkdtemp()) / "server.log", "--driver", args.driver)
+    with server as url:
+        assert server.process is not None
+        result = asyncio.run(soak(url, server.process.pid, args.minutes))
+    result.update({"driver": args.driver, "minutes": args.minutes,
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                   "command": f"python -m bench.soak --minutes {args.minutes:g} --driver {args.driver}"})
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"soak-{args.driver}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

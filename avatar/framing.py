@@ -17,6 +17,9 @@ CROP_PER_FACE_H = 1.6  # face crop side / face height: forehead to below the chi
 MAX_CROP_PX = 256  # the generator's cost grows with the crop area; the frame is scaled to fit
 MIN_FRAME_PX = 512
 MAX_FRAME_W, MAX_FRAME_H = 1280, 720
+FILL_BLUR_SIGMA_PX = 40.0  # background fill where the frame reaches past the photo
+FILL_DIM = 0.85
+FILL_EDGE_SIGMA_PX = 6.0  # soft edge between the photo and the fill
 FACE_CENTRE_FROM_TOP = 0.45  # where the face centre sits in the frame, fraction of frame height
 
 
@@ -62,18 +65,34 @@ def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
 
 
 def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:
-    """Resamples the photo into the output frame (area filter when shrinking, edges replicated)."""
+    """Resamples the photo into the output frame (area filter when shrinking).
+
+    Where the frame reaches past the photo (close-ups, small photos) it is filled with the photo's
+    edge colours blurred into a soft backdrop; plainly replicated edge pixels would streak.
+    """
     s = framing.scale
     ox, oy = framing.offset_xy
-    mat = np.array([[s, 0.0, -ox + 0.5 * s - 0.5], [0.0, s, -oy + 0.5 * s - 0.5]])
     src = rgb
+    sx = sy = 1.0
     if s < 1.0:  # warpAffine has no area filter: shrink with resize first, then shift
-        small = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        sx, sy = small.shape[1] / rgb.shape[1], small.shape[0] / rgb.shape[0]
-        mat = np.array(
-            [[s / sx, 0.0, -ox + 0.5 * s / sx - 0.5], [0.0, s / sy, -oy + 0.5 * s / sy - 0.5]]
-        )
-        src = small
-    return cv2.warpAffine(
+        src = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        sx, sy = src.shape[1] / rgb.shape[1], src.shape[0] / rgb.shape[0]
+    k_x, k_y = s / sx, s / sy
+    mat = np.array([[k_x, 0.0, -ox + 0.5 * k_x - 0.5], [0.0, k_y, -oy + 0.5 * k_y - 0.5]])
+    frame = cv2.warpAffine(
         src, mat, framing.frame_wh, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
+    fw, fh = framing.frame_wh
+    x0, y0 = -ox, -oy  # photo's top-left in the frame
+    x1, y1 = x0 + rgb.shape[1] * s, y0 + rgb.shape[0] * s
+    if x0 <= 0.5 and y0 <= 0.5 and x1 >= fw - 0.5 and y1 >= fh - 0.5:
+        return frame
+    # The replicated edges, blurred hard, continue the photo's border colours as a soft backdrop.
+    fill = cv2.GaussianBlur(frame, (0, 0), FILL_BLUR_SIGMA_PX)
+    fill = (fill.astype(np.float32) * FILL_DIM).astype(np.uint8)
+    inside = np.zeros((fh, fw), np.float32)
+    inside[
+        max(int(np.ceil(y0)), 0) : int(min(y1, fh)), max(int(np.ceil(x0)), 0) : int(min(x1, fw))
+    ] = 1
+    alpha = cv2.GaussianBlur(inside, (0, 0), FILL_EDGE_SIGMA_PX)[..., None] * inside[..., None]
+    return (fill + alpha * (frame.astype(np.float32) - fill)).astype(np.uint8)

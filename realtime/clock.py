@@ -41,7 +41,8 @@ class MediaClock:
         usable = samples_seen - lookahead_samples
         if usable <= 0:
             return 0
-        return usable * self.fps // self.sample_rate_hz
+        # frame_end(n) = (n + 1) * rate // fps <= usable, solved for the count n + 1 (exact integers).
+        return ((usable + 1) * self.fps - 1) // self.sample_rate_hz
 
     def frame_duration_s(self) -> float:
         """Nominal duration of one video frame in seconds (for pacing and reports only)."""

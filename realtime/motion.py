@@ -1,6 +1,7 @@
 """The motion stage: phone posteriors (100 Hz) -> mouth parameters, one row per video frame.
 
 ``MotionModel`` runs the shipped ``models/motion/motion.onnx`` on explicit windows of posteriors.
+The model also sees the level of each 10 ms hop (dBFS), which it normalises to the window's peak.
 ``LearnedDriver`` chains the streaming phoneme encoder and the motion model behind the ``MouthDriver``
 protocol: video frame ``n`` is predicted from the posterior frames ``[end - W, end)``, where
 ``end = (frame_end(n) + motion look-ahead) // hop``, so it can be emitted once the encoder has seen
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -24,9 +27,13 @@ from .pose import MOUTH_PARAMS, N_MOUTH_PARAMS
 
 logger = logging.getLogger(__name__)
 
-MOTION_ONNX = Path(__file__).resolve().parents[1] / "models" / "motion" / "motion.onnx"
+MOTION_ONNX = Path(str(resources.files("lipstream.models.motion").joinpath("motion.onnx")))
 INPUT_NAME = "window"
+LEVEL_NAME = "level_db"
+LEVEL_EPS = 1e-9  # power floor: digital silence reads -90 dBFS
+SILENCE_DB = np.float32(10.0 * np.log10(LEVEL_EPS))
 OUTPUT_NAME = "mouth"
+HOP_SAMPLES = 160  # 10 ms at 16 kHz: the posterior and level frame
 MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: total audio look-ahead of the mouth path
 ONNX_THREADS = 1  # one motion run per video frame is ~0.1 ms; more threads only add overhead
 
@@ -75,6 +82,13 @@ class PosteriorEncoder(Protocol):
         ...
 
 
+def hop_levels_db(audio: np.ndarray) -> np.ndarray:
+    """``(len(audio) // 160,)`` float32 dBFS of each complete 10 ms hop of 16 kHz audio."""
+    n = len(audio) // HOP_SAMPLES
+    hops = audio[: n * HOP_SAMPLES].astype(np.float64).reshape(n, HOP_SAMPLES)
+    return (10.0 * np.log10((hops * hops).mean(1) + LEVEL_EPS)).astype(np.float32)
+
+
 def _read_contract(session: ort.InferenceSession, path: Path) -> MotionContract:
     meta = session.get_modelmeta().custom_metadata_map
     try:
@@ -89,13 +103,16 @@ def _read_contract(session: ort.InferenceSession, path: Path) -> MotionContract:
         raise MotionContractError(f"{path}: missing or bad metadata ({exc})") from exc
     if contract.phones != PHONES:
         raise MotionContractError(f"{path}: phone order {contract.phones} != {PHONES}")
+    if contract.hop_samples != HOP_SAMPLES or meta.get("level_input") != LEVEL_NAME:
+        raise MotionContractError(f"{path}: expects hop {contract.hop_samples} and level input "
+                                  f"{meta.get('level_input')!r}; runtime has {HOP_SAMPLES}, {LEVEL_NAME!r}")
     if tuple(meta.get("mouth_params", "").split(",")) != MOUTH_PARAMS:
         raise MotionContractError(f"{path}: outputs {meta.get('mouth_params')} != {MOUTH_PARAMS}")
     return contract
 
 
 class MotionModel:
-    """The shipped motion ONNX: ``(B, W, 40)`` float32 posterior windows -> ``(B, 2)`` mouth rows.
+    """The shipped motion ONNX: ``(B, W, 40)`` posteriors + ``(B, W)`` hop levels -> ``(B, 2)`` rows.
 
     One instance per process can serve every session (it holds no per-session state); ``__call__`` is
     safe from one thread at a time per session executor.
@@ -110,17 +127,31 @@ class MotionModel:
         )
         self.contract = _read_contract(self._session, path)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """Mouth parameters in face heights for ``(B, window_frames, len(PHONES))`` windows."""
+    def __call__(self, windows: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
+        """Mouth parameters in face heights.
+
+        Args:
+            windows: ``(B, window_frames, len(PHONES))`` float32 posteriors.
+            levels_db: ``(B, window_frames)`` float32 dBFS of the same 10 ms hops.
+        """
         expected = (self.contract.window_frames, len(PHONES))
         if windows.ndim != 3 or windows.shape[1:] != expected:
             raise ValueError(f"motion windows must be (B, {expected[0]}, {expected[1]}), got "
                              f"{windows.shape}")
+        if levels_db.shape != windows.shape[:2]:
+            raise ValueError(f"levels must be {windows.shape[:2]}, got {levels_db.shape}")
         if len(windows) == 0:
             return np.zeros((0, N_MOUTH_PARAMS), np.float32)
-        out = self._session.run([OUTPUT_NAME], {INPUT_NAME: windows.astype(np.float32)})[0]
+        feed = {INPUT_NAME: windows.astype(np.float32), LEVEL_NAME: levels_db.astype(np.float32)}
+        out = self._session.run([OUTPUT_NAME], feed)[0]
         out[:, 0] = np.maximum(out[:, 0], 0.0)  # an inner-lip gap is never negative
         return out.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def shared_motion_model() -> MotionModel:
+    """The shipped motion model, loaded once per process and shared by every session's driver."""
+    return MotionModel()
 
 
 def _load_encoder() -> PosteriorEncoder:
@@ -144,7 +175,7 @@ class LearnedDriver:
     ) -> None:
         self._clock = clock
         self._encoder = encoder if encoder is not None else _load_encoder()
-        self._motion = motion if motion is not None else MotionModel()
+        self._motion = motion if motion is not None else shared_motion_model()
         contract = self._motion.contract
         if contract.sample_rate_hz != clock.sample_rate_hz:
             raise MotionContractError(
@@ -161,13 +192,16 @@ class LearnedDriver:
         sil = np.zeros((1, len(PHONES)), np.float32)
         sil[0, PHONES.index(SIL)] = 1.0
         self._sil_pad = np.repeat(sil, contract.window_frames, 0)
+        self._silent_levels = np.full(contract.window_frames, SILENCE_DB, np.float32)
         self.reset()
 
     def reset(self) -> None:
         """Forgets all audio, as if newly constructed."""
         self._encoder.reset()
         self._posteriors = self._sil_pad.copy()  # row i is posterior frame i + self._first
+        self._levels = self._silent_levels.copy()  # entry i is hop i + self._first
         self._first = -len(self._sil_pad)
+        self._partial_hop = np.zeros(0, np.float32)
         self._samples_seen = 0
         self._next_frame = 0
 
@@ -178,16 +212,20 @@ class LearnedDriver:
         new = self._encoder.push(audio)
         if len(new):
             self._posteriors = np.concatenate([self._posteriors, new.astype(np.float32)])
-        windows = self._ready_windows()
-        rows = self._motion(windows)
+        pending = np.concatenate([self._partial_hop, audio])
+        levels = hop_levels_db(pending)
+        self._partial_hop = pending[len(levels) * HOP_SAMPLES :]
+        self._levels = np.concatenate([self._levels, levels])
+        windows, window_levels = self._ready_windows()
+        rows = self._motion(windows, window_levels)
         self._trim()
         return rows
 
-    def _ready_windows(self) -> np.ndarray:
+    def _ready_windows(self) -> tuple[np.ndarray, np.ndarray]:
         contract = self._motion.contract
         ready = self._clock.frames_ready(self._samples_seen, self.lookahead_samples)
-        available = self._first + len(self._posteriors)  # one past the newest posterior index
-        out = []
+        available = self._first + min(len(self._posteriors), len(self._levels))
+        out, out_levels = [], []
         while self._next_frame < ready:
             frame_end = self._clock.frame_end(self._next_frame)
             end = (frame_end + contract.lookahead_samples) // contract.hop_samples
@@ -195,10 +233,12 @@ class LearnedDriver:
                 break  # the encoder has not caught up; the frame follows on a later push
             lo = end - contract.window_frames - self._first
             out.append(self._posteriors[lo : lo + contract.window_frames])
+            out_levels.append(self._levels[lo : lo + contract.window_frames])
             self._next_frame += 1
         if not out:
-            return np.zeros((0, contract.window_frames, len(PHONES)), np.float32)
-        return np.stack(out)
+            w = contract.window_frames
+            return np.zeros((0, w, len(PHONES)), np.float32), np.zeros((0, w), np.float32)
+        return np.stack(out), np.stack(out_levels)
 
     def _trim(self) -> None:
         """Keeps only the posteriors that a future frame's window can still reach."""
@@ -208,4 +248,5 @@ class LearnedDriver:
         drop = end - contract.window_frames - self._first
         if drop > 0:
             self._posteriors = self._posteriors[drop:]
+            self._levels = self._levels[drop:]
             self._first += drop

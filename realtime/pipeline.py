@@ -15,6 +15,8 @@ from .idle import blink_at, head_at
 from .pose import FramePose
 from .vad import VoiceActivity
 
+SILENCE_CLOSE_PER_FRAME = 0.5  # the mouth eases shut over two frames once the VAD hears no speech
+
 
 class MotionPipeline:
     """Feeds a driver and the VAD, and stamps each emitted mouth row with its frame index and idle motion.
@@ -29,6 +31,7 @@ class MotionPipeline:
         self._seed = seed
         self._next_frame = 0
         self._samples_seen = 0
+        self._speech_gain = 0.0
 
     @property
     def lookahead_samples(self) -> int:
@@ -55,11 +58,22 @@ class MotionPipeline:
         speaking = self._vad.is_speech(self.clock.frame_start(index), self.clock.frame_end(index))
         return FramePose(
             index=index,
-            mouth=mouth,
+            mouth=self._gate(mouth, speaking),
             blink=blink_at(time_s, self._seed),
             head=head_at(time_s, self._seed),
             speaking=speaking,
         )
+
+    def _gate(self, mouth: np.ndarray, speaking: bool) -> np.ndarray:
+        """Eases the mouth to rest while the VAD hears no speech.
+
+        Whatever a driver makes of breath, hum or fan noise, a mouth that moves while nobody speaks is
+        the most jarring error; the VAD's 200 ms hang-over keeps it from clipping word endings.
+        """
+        target = 1.0 if speaking else 0.0
+        step = float(np.clip(target - self._speech_gain, -SILENCE_CLOSE_PER_FRAME, 1.0))
+        self._speech_gain += step
+        return (mouth * self._speech_gain).astype(np.float32)
 
     def reset(self) -> None:
         """Starts the clock again from sample 0."""
@@ -67,3 +81,4 @@ class MotionPipeline:
         self._vad.reset()
         self._next_frame = 0
         self._samples_seen = 0
+        self._speech_gain = 0.0

@@ -1,0 +1,77 @@
+"""The sample clock, the loudness driver, the VAD gate and idle motion: deterministic, so exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lipstream.realtime.clock import MediaClock
+from lipstream.realtime.idle import blink_at, head_at
+from lipstream.realtime.loudness import LoudnessDriver
+from lipstream.realtime.pipeline import MotionPipeline
+
+SR = 16_000
+
+
+def _noise_bursts(seconds: float = 4.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    audio = (0.2 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+    audio[: SR] *= 0.0  # one silent second first
+    audio[2 * SR : 3 * SR] *= 0.0
+    return audio
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_clock_tiles_the_audio_exactly_for_hours(fps: int) -> None:
+    clock = MediaClock(fps=fps)
+    hours = 10 * 3600 * fps
+    assert clock.frame_start(hours) == 10 * 3600 * SR  # no drift after ten hours
+    starts = [clock.frame_start(n) for n in range(1000)]
+    assert all(clock.frame_end(n) == starts[n + 1] for n in range(999))
+    assert clock.frames_ready(clock.frame_end(9) + 800, 800) == 10
+
+
+def test_clock_rejects_silly_fps() -> None:
+    with pytest.raises(ValueError, match="fps"):
+        MediaClock(fps=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 160, 317, 640, 5000])
+def test_loudness_driver_output_does_not_depend_on_chunking(chunk: int) -> None:
+    clock = MediaClock(fps=30)
+    audio = _noise_bursts()
+    whole = LoudnessDriver(clock).push(audio)
+    driver = LoudnessDriver(clock)
+    parts = np.concatenate([driver.push(audio[i : i + chunk]) for i in range(0, len(audio), chunk)])
+    np.testing.assert_array_equal(whole, parts)
+    assert len(whole) == len(audio) * 30 // SR
+
+
+def test_pipeline_opens_the_mouth_for_speech_and_closes_it_in_silence(speech) -> None:  # noqa: ANN001
+    clock = MediaClock(fps=25)
+    pipeline = MotionPipeline(clock, LoudnessDriver(clock))
+    audio = speech.samples[::3].copy()  # 48 kHz -> 16 kHz (espeak has nothing above 8 kHz)
+    poses = []
+    for start in range(0, len(audio), 320):
+        poses.extend(pipeline.push(audio[start : start + 320]))
+    opening = np.array([p.mouth[0] for p in poses])
+    speaking = np.array([p.speaking for p in poses])
+    first_speech = slice(int(speech.speech_spans_s[0][0] * 25) + 3,
+                         int(speech.speech_spans_s[0][1] * 25) - 3)
+    first_gap = slice(int(speech.speech_spans_s[0][1] * 25) + 10,
+                      int(speech.speech_spans_s[1][0] * 25))
+    assert speaking[first_speech].mean() > 0.9 and not speaking[first_gap].any()
+    assert opening[first_speech].max() > 0.04 and opening[first_speech].std() > 0.01
+    assert np.all(opening[first_gap] == 0.0)
+    assert [p.index for p in poses] == list(range(len(poses)))
+
+
+def test_idle_motion_blinks_every_few_seconds_and_sways_smoothly() -> None:
+    times = np.arange(0, 60, 0.04)
+    blinks = np.array([blink_at(t) for t in times])
+    starts = np.flatnonzero((blinks[1:] > 0) & (blinks[:-1] == 0))
+    gaps = np.diff(times[starts])
+    assert 10 <= len(starts) <= 25 and gaps.min() > 1.0
+    head = np.array([head_at(t) for t in times])
+    assert np.abs(np.diff(head, axis=0)).max() < 0.002  # no jumps between frames
+    assert np.array_equal(head_at(12.34), head_at(12.34))

@@ -150,34 +150,37 @@ def _make_avatar(
     """Frames the photo, closes the mouth, fits the rig; returns (meta, arrays) as stored."""
     framing = plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo)
     frame = render_frame(rgb, framing)
-    x0, y0 = framing.crop_xy
-    n = framing.crop_px
+    x0, y0 = framing.view_xy
+    c, n = framing.view_px, framing.crop_px
+    # The mouth is closed at the frame's resolution, so the still frame around the render agrees.
     lm = lm_photo[:, :2] * framing.scale - np.array(framing.offset_xy) - np.array([x0, y0])
-    crop = frame[y0 : y0 + n, x0 : x0 + n].copy()
+    view = frame[y0 : y0 + c, x0 : x0 + c].copy()
     mf = rig.mouth_frame(lm)
     lp = rig.lip_profile(lm, mf)
-    teeth = rig.photo_teeth_rgb(crop, lm, mf)
-    crop = rig.close_mouth(crop, lm, mf, lp)
-    frame[y0 : y0 + n, x0 : x0 + n] = crop
-    rig_vec, maps = rig.build_rig(crop, lm, mf, lp, teeth)
+    teeth = rig.photo_teeth_rgb(view, lm, mf)
+    view = rig.close_mouth(view, lm, mf, lp)
+    frame[y0 : y0 + c, x0 : x0 + c] = view
+    arrays = {"frame": frame, "landmarks": lm.astype(np.float32)}
+    if n != c:
+        arrays["alpha"] = rig.view_alpha(lm, c)
+        view = cv2.resize(view, (n, n), interpolation=cv2.INTER_AREA)
+        lm = lm * (n / c)
+        mf = rig.mouth_frame(lm)
+        lp = rig.lip_profile(lm, mf)
+    arrays["rig"], arrays["maps"] = rig.build_rig(view, lm, mf, lp, teeth)
+    arrays["face"] = view
     meta = {
         "format_version": FORMAT_VERSION,
         "avatar_id": avatar_id,
         "notes": list(notes),
         "frame_wh": list(framing.frame_wh),
         "crop_xy": [x0, y0],
+        "view_px": c,
         "crop_px": n,
         "photo_scale": framing.scale,
         "face_h_px": rig.face_height(lm),
         "rig_fields": list(RIG_FIELDS),
         "teeth_from_photo": teeth is not None,
-    }
-    arrays = {
-        "frame": frame,
-        "face": crop,
-        "maps": maps,
-        "rig": rig_vec,
-        "landmarks": lm.astype(np.float32),
     }
     return meta, arrays
 

@@ -1,8 +1,9 @@
 """Framing: where the photo lands in the output video frame and where the face crop sits in it.
 
-A head-and-shoulders frame (at least 512x512, at most 1280x720, even sides) around the face, scaled
-so the face crop the generator works on is at most ``MAX_CROP_PX`` square at 1:1 with the frame
-pixels: no resampling between the crop and the frame, so the paste is seamless and the cost bounded.
+A frame (at least 512x512, at most 1280x720, even sides) around the face, filled with the photo
+where possible. The face view (the square the generator renders) is at most ``MAX_VIEW_PX``; the
+generator itself works on at most ``MAX_CROP_PX``, so its cost is bounded, and larger views are
+upscaled and blended into the frame by the compositor.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 from lipstream.avatar.rig import CHIN, FOREHEAD, face_height
 
 CROP_PER_FACE_H = 1.6  # face crop side / face height: forehead to below the chin, cheek to cheek
-MAX_CROP_PX = 256  # the generator's cost grows with the crop area; the frame is scaled to fit
+MAX_CROP_PX = 256  # the generator's cost grows with its crop area; larger face views are upscaled
+MAX_VIEW_PX = 512  # largest face view in the frame (close-ups are shrunk to fit it)
+UPSCALED_VIEW_BELOW_COVER = 0.75  # 1:1 unless it shrinks the photo below 75% of a 512 px frame
 MIN_FRAME_PX = 512
 MAX_FRAME_W, MAX_FRAME_H = 1280, 720
 FILL_BLUR_SIGMA_PX = 40.0  # background fill where the frame reaches past the photo
@@ -25,15 +28,18 @@ FACE_CENTRE_FROM_TOP = 0.45  # where the face centre sits in the frame, fraction
 
 @dataclass(frozen=True)
 class Framing:
-    """How the photo maps into the output frame and where the face crop sits in it.
+    """How the photo maps into the output frame and where the face view sits in it.
 
-    ``frame = photo * scale - offset`` (px); the crop is ``crop_px`` square at ``crop_xy``.
+    ``frame = photo * scale - offset`` (px). The face *view* is ``view_px`` square at ``view_xy`` in
+    the frame; the generator works on it at ``crop_px`` (= ``view_px`` when the face is small enough
+    to render 1:1, else fewer pixels, upscaled and blended back by the compositor).
     """
 
     scale: float
     offset_xy: tuple[float, float]
     frame_wh: tuple[int, int]
-    crop_xy: tuple[int, int]
+    view_xy: tuple[int, int]
+    view_px: int
     crop_px: int
 
 
@@ -41,12 +47,26 @@ def _even(x: float) -> int:
     return int(round(x / 2.0)) * 2
 
 
+def _scale(photo_wh: tuple[int, int], face_h: float) -> float:
+    """Photo -> frame scale.
+
+    Rendered 1:1 (the generator's crop is the face view) unless that would leave much of a 512 px
+    frame without photo (a close-up): then the photo covers the frame, as far as ``MAX_VIEW_PX``
+    allows, and the face view is upscaled from the crop. Large photos are never upscaled.
+    """
+    cover = MIN_FRAME_PX / min(photo_wh)
+    one_to_one = MAX_CROP_PX / (CROP_PER_FACE_H * face_h)
+    if one_to_one >= UPSCALED_VIEW_BELOW_COVER * cover:
+        return min(one_to_one, max(cover, 1.0))
+    return min(cover, MAX_VIEW_PX / (CROP_PER_FACE_H * face_h))
+
+
 def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
-    """Chooses the output frame (>= 512x512, <= 1280x720, even) and face crop for a photo."""
+    """Chooses the output frame (>= 512x512, <= 1280x720, even) and face view for a photo."""
     pw, ph = photo_wh
     face_h = face_height(lm)
     centre = (lm[FOREHEAD, :2] + lm[CHIN, :2]) / 2.0
-    scale = min(MAX_CROP_PX / (CROP_PER_FACE_H * face_h), max(1.0, MIN_FRAME_PX / min(pw, ph)))
+    scale = _scale(photo_wh, face_h)
     fw = min(max(_even(pw * scale), MIN_FRAME_PX), MAX_FRAME_W)
     fh = min(max(_even(ph * scale), MIN_FRAME_PX), MAX_FRAME_H)
     offs = []
@@ -57,11 +77,11 @@ def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
         o = c * scale - frac * frame_n
         o = (size_s - frame_n) / 2.0 if size_s <= frame_n else min(max(o, 0.0), size_s - frame_n)
         offs.append(float(round(o)))
-    crop = min(_even(CROP_PER_FACE_H * face_h * scale), MAX_CROP_PX, fw, fh)
+    view = min(_even(CROP_PER_FACE_H * face_h * scale), MAX_VIEW_PX, fw, fh)
     cx, cy = centre * scale - np.array(offs)
-    x0 = int(min(max(round(cx - crop / 2), 0), fw - crop))
-    y0 = int(min(max(round(cy - crop / 2), 0), fh - crop))
-    return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), crop)
+    x0 = int(min(max(round(cx - view / 2), 0), fw - view))
+    y0 = int(min(max(round(cy - view / 2), 0), fh - view))
+    return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), view, min(view, MAX_CROP_PX))
 
 
 def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:

@@ -211,6 +211,23 @@ def weight_maps(lm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return head_w.astype(np.float32), border_w.astype(np.float32)
 
 
+def view_alpha(lm: np.ndarray, n: int) -> np.ndarray:
+    """``(n, n)`` float32 blend weight of the upscaled render over the sharp frame in a face view.
+
+    1 over the whole head and jaw (everything that moves, including the chin at full jaw drop, so a
+    moving part never ghosts over its sharp still copy), fading to 0 before the view's edge.
+    """
+    xs, ys = pixel_grid(n)
+    oval = lm[list(FACE_OVAL), :2]
+    centre = oval.mean(axis=0)
+    semi = np.abs(oval - centre).max(axis=0) * 1.1
+    rho = np.sqrt(((xs - centre[0]) / semi[0]) ** 2 + ((ys - centre[1]) / semi[1]) ** 2)
+    edge = np.minimum(np.minimum(xs, n - xs), np.minimum(ys, n - ys))
+    return (
+        _smooth((1.9 - rho) / 0.4) * _smooth((edge - 1.0) / (0.5 * BORDER_FADE_FRACTION * n))
+    ).astype(np.float32)
+
+
 def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
     """Crop rows the mouth, eye and interior computations must cover, for any allowed pose."""
     n, h, alpha = values["crop_px"], values["face_h_px"], values["alpha_up"]

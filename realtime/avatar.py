@@ -109,7 +109,11 @@ class Avatar:
             warps, in quad layout (see ``quad_layout``).
         maps: ``(len(MAP_CHANNELS), N * N)`` float32 per-pixel rig maps, pixels flattened likewise.
         rig: ``(len(RIG_FIELDS),)`` float32 per-avatar scalars.
-        crop_xy: top-left corner ``(x, y)`` of the face crop in the frame, px.
+        crop_xy: top-left corner ``(x, y)`` of the face view in the frame, px.
+        view_px: side of the face view in frame pixels; equals ``crop_px`` unless the face is large
+            (then the generator's crop is upscaled to the view and blended by ``alpha``).
+        alpha: ``(view_px, view_px)`` float32 blend weight of the upscaled render, or None (1:1).
+        backdrop: ``(3, view_px, view_px)`` uint8, the still frame under the view (planar), or None.
         notes: human-readable remarks from the builder (e.g. several faces found).
     """
 
@@ -119,6 +123,9 @@ class Avatar:
     maps: np.ndarray
     rig: np.ndarray
     crop_xy: tuple[int, int]
+    view_px: int
+    alpha: np.ndarray | None = None
+    backdrop: np.ndarray | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -142,7 +149,8 @@ class Avatar:
         try:
             meta = json.loads((root / META_FILE).read_text())
             with np.load(root / ARRAYS_FILE) as data:
-                arrays = {k: data[k] for k in ("frame", "face", "maps", "rig")}
+                names = ("frame", "face", "maps", "rig", "alpha")
+                arrays = {k: data[k] for k in names if k in data}
         except (OSError, ValueError, KeyError) as exc:
             raise AvatarFormatError(f"{root} is not a built avatar: {exc}") from exc
         if meta.get("format_version") != FORMAT_VERSION:
@@ -162,16 +170,26 @@ class Avatar:
         maps = np.ascontiguousarray(arrays["maps"].reshape(-1, n * n), dtype=np.float32)
         rig = np.ascontiguousarray(arrays["rig"], dtype=np.float32)
         x0, y0 = (int(v) for v in meta["crop_xy"])
+        view = int(meta.get("view_px", n))
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
             raise AvatarFormatError(f"frame must be (even H, even W, 3), got {frame.shape}")
         if maps.shape != (len(MAP_CHANNELS), n * n) or rig.shape != (len(RIG_FIELDS),):
             raise AvatarFormatError(f"rig arrays have shapes {maps.shape}, {rig.shape}")
         if int(round(float(rig[0]))) != n:
             raise AvatarFormatError(f"rig crop_px {rig[0]} does not match the {n}px face crop")
-        if not (0 <= x0 and 0 <= y0 and x0 + n <= frame.shape[1] and y0 + n <= frame.shape[0]):
-            raise AvatarFormatError(f"face crop {n}px at {(x0, y0)} leaves the frame {frame.shape}")
-        for arr in (frame, face, maps, rig):
-            arr.setflags(write=False)
+        fh, fw = frame.shape[:2]
+        if not (0 <= x0 and 0 <= y0 and x0 + view <= fw and y0 + view <= fh and view >= n):
+            raise AvatarFormatError(f"face view {view}px at {(x0, y0)} leaves the frame {fw}x{fh}")
+        alpha = backdrop = None
+        if view != n:
+            if arrays.get("alpha") is None or arrays["alpha"].shape != (view, view):
+                raise AvatarFormatError(f"a {view}px view of a {n}px crop needs a {view}px alpha")
+            alpha = np.ascontiguousarray(arrays["alpha"], dtype=np.float32)
+            still = frame[y0 : y0 + view, x0 : x0 + view]
+            backdrop = np.ascontiguousarray(still.transpose(2, 0, 1))
+        for arr in (frame, face, maps, rig, alpha, backdrop):
+            if arr is not None:
+                arr.setflags(write=False)
         return cls(
             avatar_id=str(meta["avatar_id"]),
             frame=frame,
@@ -179,5 +197,8 @@ class Avatar:
             maps=maps,
             rig=rig,
             crop_xy=(x0, y0),
+            view_px=view,
+            alpha=alpha,
+            backdrop=backdrop,
             notes=tuple(meta.get("notes", ())),
         )

@@ -18,6 +18,7 @@ from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
 from lipstream.realtime.pose import FramePose
 
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
+COMPOSITOR_ONNX = GENERATOR_ONNX.with_name("compositor.onnx")
 POSE_FIELDS: tuple[str, ...] = ("open", "width", "blink", "head_dx", "head_dy", "head_roll")
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
 
@@ -49,7 +50,8 @@ def generator_session(
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             session = ort.InferenceSession(str(path), opts, providers=list(provs))
-            _check_contract(session, path)
+            if path.name == GENERATOR_ONNX.name:
+                _check_contract(session, path)
             _sessions[key] = session
     return session
 
@@ -87,6 +89,12 @@ class Renderer:
         self._rows = slice(y0, y0 + n)
         self._cols = slice(x0, x0 + n)
         self._crop_shape = (n, n, 3)
+        view = avatar.view_px
+        self._rows = slice(y0, y0 + view)
+        self._cols = slice(x0, x0 + view)
+        self._compositor = None
+        if avatar.alpha is not None:
+            self._compositor = generator_session(COMPOSITOR_ONNX, threads, providers)
         self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}
 
     @property
@@ -105,12 +113,21 @@ class Renderer:
         flat = self._session.run(None, {**self._feed_static, "pose": vec})[0]
         return flat.reshape(self._crop_shape)
 
+    def render_view(self, pose: FramePose) -> np.ndarray:
+        """The face view as pasted into the frame, ``(V, V, 3)`` uint8 (V = ``avatar.view_px``)."""
+        crop = self.render_crop(pose)
+        if self._compositor is None:
+            return crop
+        feed = {"crop": crop, "backdrop": self.avatar.backdrop, "alpha": self.avatar.alpha}
+        return self._compositor.run(None, feed)[0]
+
     def render(self, pose: FramePose) -> np.ndarray:
         """The full composited frame ``(H, W, 3)`` uint8 RGB for ``pose``; deterministic.
 
-        Safe to call from several threads at once. Costs one generator run plus one frame copy.
+        Safe to call from several threads at once. Costs one generator run (plus, for close-ups, one
+        compositor run) and one frame copy.
         """
-        crop = self.render_crop(pose)
+        view = self.render_view(pose)
         frame = self.avatar.frame.copy()
-        frame[self._rows, self._cols] = crop
+        frame[self._rows, self._cols] = view
         return frame

@@ -26,11 +26,24 @@ def _pose(
                      head=np.array(head, np.float32))  # fmt: skip
 
 
+def _closeup_png() -> bytes:
+    """A close-up made from obama.jpg: the face fills the photo, so the view is upscaled."""
+    import cv2
+
+    photo = cv2.imread(str(PHOTOS / "obama.jpg"))
+    return cv2.imencode(".png", photo[120:470, 330:680])[1].tobytes()
+
+
 @pytest.fixture(scope="module")
 def renderers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Renderer]:
     cache = tmp_path_factory.mktemp("avatars")
-    names = ("astronaut.png", "obama.jpg", "biden.jpg")
-    return {n: Renderer(Avatar.load(build_avatar(PHOTOS / n, cache_dir=cache).path)) for n in names}
+    photos: dict[str, bytes | Path] = {
+        n: PHOTOS / n for n in ("astronaut.png", "obama.jpg", "biden.jpg")
+    }
+    photos["closeup"] = _closeup_png()
+    return {
+        n: Renderer(Avatar.load(build_avatar(p, cache_dir=cache).path)) for n, p in photos.items()
+    }
 
 
 def _landmarks(frames: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -62,9 +75,19 @@ def test_frame_shape_dtype_and_size(renderers: dict[str, Renderer]) -> None:
 
 
 def test_rest_pose_reproduces_the_avatar_frame(renderers: dict[str, Renderer]) -> None:
-    for r in renderers.values():
+    """Exactly for 1:1 avatars; an upscaled view only softens the face a little."""
+    for name, r in renderers.items():
         diff = np.abs(r.render(_pose()).astype(int) - r.avatar.frame.astype(int))
-        assert diff.max() <= 1
+        if r.avatar.alpha is None:
+            assert diff.max() <= 1, name
+        else:
+            assert diff.mean() < 3.0, name
+
+
+def test_closeup_fills_the_frame_with_an_upscaled_view(renderers: dict[str, Renderer]) -> None:
+    avatar = renderers["closeup"].avatar
+    assert avatar.view_px > avatar.crop_px and avatar.alpha is not None
+    assert avatar.view_px >= 0.8 * min(avatar.frame_size)
 
 
 def test_deterministic_and_thread_safe(renderers: dict[str, Renderer]) -> None:
@@ -81,7 +104,7 @@ def test_changes_stay_inside_the_crop_and_its_edge_matches(renderers: dict[str, 
     for r in renderers.values():
         frame = r.render(_pose(0.12, 0.05, 1.0, (0.02, -0.02, 0.03)))
         x0, y0 = r.avatar.crop_xy
-        n = r.avatar.crop_px
+        n = r.avatar.view_px
         outside = np.ones(frame.shape[:2], bool)
         outside[y0 : y0 + n, x0 : x0 + n] = False
         assert np.array_equal(frame[outside], r.avatar.frame[outside])

@@ -33,6 +33,7 @@ from lipstream.realtime.avatar import (
     RIG_FIELDS,
 )
 from torch import nn
+from torch.nn import functional as F
 
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
 TEETH_COUNT_HALF = (
@@ -234,3 +235,22 @@ class Generator(nn.Module):
             c = c + upper * (r["teeth_" + ch] * teeth_shade - c)
             colours.append(c * lip_shadow)
         return mask, torch.stack(colours, dim=0)
+
+
+class Compositor(nn.Module):
+    """Upscales a generator crop to the face view and blends it over the still frame.
+
+    Used only for avatars whose face view is larger than the generator's crop (close-ups): inside
+    ``alpha`` the view shows the (softer) upscaled render, outside it the sharp still frame.
+    """
+
+    def forward(
+        self, crop: torch.Tensor, backdrop: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        """``crop (N,N,3)``, ``backdrop (3,C,C)`` uint8 and ``alpha (C,C)`` -> ``(C,C,3)`` uint8."""
+        image = crop.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+        size = (backdrop.shape[1], backdrop.shape[2])
+        up = F.interpolate(image, size=size, mode="bilinear", align_corners=False)[0]
+        still = backdrop.to(torch.float32)
+        out = still + alpha * (up - still)
+        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8).permute(1, 2, 0)

@@ -114,8 +114,8 @@ def _read_contract(session: ort.InferenceSession, path: Path) -> MotionContract:
 class MotionModel:
     """The shipped motion ONNX: ``(B, W, 40)`` posteriors + ``(B, W)`` hop levels -> ``(B, 2)`` rows.
 
-    One instance per process can serve every session (it holds no per-session state); ``__call__`` is
-    safe from one thread at a time per session executor.
+    One instance per process serves every session (it holds no per-session state); ``__call__`` may
+    be called from several sessions' executor threads at once (onnxruntime sessions are thread-safe).
     """
 
     def __init__(self, path: Path = MOTION_ONNX, threads: int = ONNX_THREADS) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipstream.models.motion.dataset import windows
+from lipstream.models.motion.dataset import SILENCE_DB, hop_levels_db, sil_row, windows
 from lipstream.models.motion.landmarks import mouth_params_raw
 from lipstream.models.motion.metrics import lip_sync
 from lipstream.realtime.clock import MediaClock
@@ -67,7 +67,10 @@ def test_shipped_model_contract(motion: MotionModel) -> None:
 
 def test_bad_window_shape_is_rejected(motion: MotionModel) -> None:
     with pytest.raises(ValueError, match="motion windows"):
-        motion(np.zeros((1, 3, len(PHONES)), np.float32))
+        motion(np.zeros((1, 3, len(PHONES)), np.float32), np.zeros((1, 3), np.float32))
+    w = motion.contract.window_frames
+    with pytest.raises(ValueError, match="levels"):
+        motion(np.zeros((1, w, len(PHONES)), np.float32), np.zeros((1, w + 1), np.float32))
 
 
 def test_open_vowel_opens_and_bilabial_closes(motion: MotionModel) -> None:
@@ -75,7 +78,9 @@ def test_open_vowel_opens_and_bilabial_closes(motion: MotionModel) -> None:
     sil = phone_track([("SIL", w)])
     aa = phone_track([("SIL", w // 2), ("AA", w - w // 2)])
     mm = phone_track([("AA", w // 2), ("M", w - w // 2)])
-    out = motion(np.stack([sil, aa, mm]))
+    speech = np.full((3, w), -20.0, np.float32)
+    speech[0] = SILENCE_DB
+    out = motion(np.stack([sil, aa, mm]), speech)
     assert out.shape == (3, N_MOUTH_PARAMS)
     assert out[0, 0] < 0.02  # silence: lips (nearly) together, in face heights
     assert out[1, 0] > out[0, 0] + 0.02  # /aa/ opens the mouth
@@ -87,12 +92,15 @@ def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionMo
     posteriors = rng.dirichlet(np.full(len(PHONES), 0.3), size=400).astype(np.float32)
     clock = MediaClock(fps=25)
     driver = LearnedDriver(clock, ScriptedEncoder(posteriors), motion)
-    audio = np.zeros((len(posteriors) - 4) * HOP, np.float32)
+    audio = (0.1 * rng.standard_normal((len(posteriors) - 4) * HOP)).astype(np.float32)
+    audio *= np.repeat(rng.uniform(0, 1, len(audio) // HOP), HOP).astype(np.float32)
     whole = driver.push(audio)
     assert len(whole) == clock.frames_ready(len(audio), driver.lookahead_samples)
-    # The runtime sees exactly the windows the model was trained on.
-    expected = motion(windows(posteriors, len(whole), motion.contract.window_frames,
-                              motion.contract.lookahead_samples))
+    # The runtime sees exactly the windows (posteriors and levels) the model was trained on.
+    w, la = motion.contract.window_frames, motion.contract.lookahead_samples
+    levels = hop_levels_db(audio)[:, None]
+    expected = motion(windows(posteriors, len(whole), w, la, sil_row()),
+                      windows(levels, len(whole), w, la, np.array([SILENCE_DB]))[..., 0])
     np.testing.assert_allclose(whole, expected, atol=1e-6)
     driver.reset()
     chunks, start = [], 0

@@ -30,7 +30,8 @@ FRAME_SAMPLES = SAMPLE_RATE_HZ // VIDEO_FPS
 GRID_ALIGN_TICKS_PER_S = 25_000
 ALIGN_DIR = CACHE_DIR / "align" / "grid"
 POSTERIOR_DIR = CACHE_DIR / "grid_posteriors"
-DEV_FRACTION = 0.1
+DEV_EVERY = 20  # every 20th sorted clip is dev: the same clips the encoder holds out (shards.py)
+LEVEL_EPS = 1e-9  # power floor: digital silence reads -90 dBFS
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,14 @@ def clip_ids(landmark_dir: Path = LANDMARK_DIR) -> list[str]:
 
 
 def split_ids(ids: list[str]) -> tuple[list[str], list[str]]:
-    """Train / dev split: the last ``DEV_FRACTION`` of the sorted ids are held out for dev."""
-    n_dev = max(1, int(round(len(ids) * DEV_FRACTION)))
-    return ids[:-n_dev], ids[-n_dev:]
+    """Train / dev split of sorted clip ids: every ``DEV_EVERY``-th clip (from the first) is dev.
+
+    The streaming encoder holds out the same clips, so dev audio is unseen by both models.
+    """
+    ids = sorted(ids)
+    dev = [c for i, c in enumerate(ids) if i % DEV_EVERY == 0]
+    train = [c for i, c in enumerate(ids) if i % DEV_EVERY != 0]
+    return train, dev
 
 
 def onehot_from_alignment(clip_id: str, n_frames: int, align_dir: Path = ALIGN_DIR) -> np.ndarray:
@@ -110,17 +116,41 @@ def onehot_from_alignment(clip_id: str, n_frames: int, align_dir: Path = ALIGN_D
     return np.eye(N_PHONES, dtype=np.float32)[labels]
 
 
+def hop_levels_db(audio: np.ndarray) -> np.ndarray:
+    """``(ceil(N / 160),)`` float32 level of each 10 ms hop ``[160 j, 160 j + 160)`` in dBFS.
+
+    Same hops as the posteriors, so level and phone windows line up; the last hop may be partial.
+    Mirrors ``realtime.motion.hop_levels_db``.
+    """
+    n = int(np.ceil(len(audio) / HOP_SAMPLES))
+    padded = np.zeros(n * HOP_SAMPLES, np.float64)
+    padded[: len(audio)] = audio
+    power = (padded.reshape(n, HOP_SAMPLES) ** 2).mean(1)
+    return (10.0 * np.log10(power + LEVEL_EPS)).astype(np.float32)
+
+
 def window_end(frame_index: int, lookahead_samples: int) -> int:
     """One past the last posterior frame that video frame ``frame_index`` may see."""
     return ((frame_index + 1) * FRAME_SAMPLES + lookahead_samples) // HOP_SAMPLES
 
 
-def windows(posteriors: np.ndarray, n_video: int, window: int, lookahead_samples: int) -> np.ndarray:
-    """``(n_video, window, N_PHONES)`` input windows, SIL-padded before the start and past the end."""
+def windows(
+    sequence: np.ndarray, n_video: int, window: int, lookahead_samples: int, pad: np.ndarray
+) -> np.ndarray:
+    """``(n_video, window, C)`` windows of a ``(T, C)`` 100 Hz sequence, ``pad`` ``(C,)`` outside it."""
     ends = np.array([window_end(n, lookahead_samples) for n in range(n_video)])
-    pad_after = max(0, int(ends.max()) - len(posteriors))
-    sil = np.zeros((1, posteriors.shape[1]), np.float32)
-    sil[0, SIL_INDEX] = 1.0
-    padded = np.concatenate([np.repeat(sil, window, 0), posteriors, np.repeat(sil, pad_after, 0)])
+    pad_after = max(0, int(ends.max()) - len(sequence))
+    fill = pad.reshape(1, -1).astype(np.float32)
+    padded = np.concatenate([np.repeat(fill, window, 0), sequence, np.repeat(fill, pad_after, 0)])
     idx = ends[:, None] + np.arange(-window, 0)[None, :] + window
     return padded[idx]
+
+
+def sil_row() -> np.ndarray:
+    """``(N_PHONES,)`` one-hot SIL: the posterior assumed before the stream starts."""
+    row = np.zeros(N_PHONES, np.float32)
+    row[SIL_INDEX] = 1.0
+    return row
+
+
+SILENCE_DB = np.float32(10.0 * np.log10(LEVEL_EPS))

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 ONNX_PATH = Path(__file__).resolve().parent / "motion.onnx"
 INPUT_NAME = "window"
+LEVEL_NAME = "level_db"
 OUTPUT_NAME = "mouth"
 OPSET = 17
 
@@ -37,10 +38,12 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
     model.load_state_dict(state["model"])
     model.eval()
     dummy = torch.softmax(torch.randn(2, config.window_frames, config.n_phones), -1)
+    level = -60 + 40 * torch.rand(2, config.window_frames)
+    batch = {0: "batch"}
     torch.onnx.export(
-        model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
-        dynamo=False,
+        model, (dummy, level), str(out), input_names=[INPUT_NAME, LEVEL_NAME],
+        output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
+        dynamic_axes={INPUT_NAME: batch, LEVEL_NAME: batch, OUTPUT_NAME: batch},
     )
     proto = onnx.load(str(out))
     meta = {
@@ -50,6 +53,7 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
         "hop_samples": str(HOP_SAMPLES),
         "sample_rate_hz": str(SAMPLE_RATE_HZ),
         "mouth_params": "open,width",
+        "level_input": LEVEL_NAME,
         "dev_metrics": json.dumps(state.get("dev", {})),
         "sources": ",".join(state.get("sources", [])),
     }
@@ -58,9 +62,9 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
         entry.key, entry.value = key, value
     onnx.save(proto, str(out))
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {INPUT_NAME: dummy.numpy()})[0]
+    got = sess.run(None, {INPUT_NAME: dummy.numpy(), LEVEL_NAME: level.numpy()})[0]
     with torch.no_grad():
-        want = model(dummy).numpy()
+        want = model(dummy, level).numpy()
     err = float(abs(got - want).max())
     if err > 1e-4:
         raise RuntimeError(f"ONNX output differs from torch by {err}")

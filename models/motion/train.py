@@ -3,7 +3,7 @@
 Pre-train on one-hot forced-aligned phones, then fine-tune on the streaming encoder's posteriors:
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train --source onehot \
         --out ~/.cache/lipstream/motion/onehot.pt
-    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train --source encoder,onehot \
+    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train --source orig,down200,up250,up450,onehot --dev-source orig \
         --init ~/.cache/lipstream/motion/onehot.pt --out ~/.cache/lipstream/motion/encoder.pt
 
 Inputs are augmented so the model does not trust s1's exact posteriors: temperature, logit noise and
@@ -26,10 +26,13 @@ from .dataset import (
     N_PHONES,
     POSTERIOR_DIR,
     VIDEO_FPS,
+    SILENCE_DB,
     Clip,
     clip_ids,
+    hop_levels_db,
     load_clip,
     onehot_from_alignment,
+    sil_row,
     split_ids,
     windows,
 )
@@ -52,6 +55,7 @@ class TrainOptions:
     max_temperature: float = 3.0  # posteriors are flattened by up to this factor
     max_logit_noise: float = 1.5  # std of Gaussian noise added to log-posteriors
     blur_prob: float = 0.5  # chance a window is blurred over +-1 posterior frame
+    noise_floor_db: tuple[float, float] = (-90.0, -40.0)  # background noise mixed into the levels
     seed: int = 0
 
 
@@ -60,32 +64,40 @@ class Examples:
     """Windows, targets and the clip each frame belongs to (for per-clip metrics)."""
 
     x: torch.Tensor  # (N, W, N_PHONES)
+    level: torch.Tensor  # (N, W) dBFS per hop
     y: torch.Tensor  # (N, 2)
     valid: torch.Tensor  # (N,) bool
     clip: np.ndarray  # (N,) int
 
 
 def sequence_for(clip: Clip, source: str) -> np.ndarray | None:
-    """The clip's 100 Hz input sequence from ``source`` ("onehot" or "encoder"), or None if missing."""
+    """The clip's 100 Hz input sequence, or None if missing.
+
+    ``source`` is ``onehot`` (aligned phones) or a ``posteriors.PITCH_CENTS`` variant name (encoder
+    posteriors of the original or pitch-shifted audio).
+    """
     n_frames = int(np.ceil(len(clip.audio) / 160))
     if source == "onehot":
         if not (ALIGN_DIR / f"{clip.clip_id}.json").exists():
             return None
         return onehot_from_alignment(clip.clip_id, n_frames)
-    path = POSTERIOR_DIR / f"{clip.clip_id}.npy"
+    path = POSTERIOR_DIR / source / f"{clip.clip_id}.npy"
     return np.load(path).astype(np.float32) if path.exists() else None
 
 
 def build_examples(clips: list[Clip], sources: list[str], config: MotionConfig) -> Examples:
     """Stacks every video frame of every clip (for each source that has the clip) as one example."""
-    xs, ys, vs, cs = [], [], [], []
+    xs, ls, ys, vs, cs = [], [], [], [], []
+    w, la = config.window_frames, config.lookahead_samples
     for ci, clip in enumerate(clips):
+        levels = hop_levels_db(clip.audio)[:, None]
         for source in sources:
             seq = sequence_for(clip, source)
             if seq is None:
                 continue
             n = len(clip.targets)
-            xs.append(windows(seq, n, config.window_frames, config.lookahead_samples))
+            xs.append(windows(seq, n, w, la, sil_row()))
+            ls.append(windows(levels, n, w, la, np.array([SILENCE_DB]))[..., 0])
             ys.append(clip.targets)
             vs.append(clip.valid)
             cs.append(np.full(n, ci))
@@ -93,10 +105,21 @@ def build_examples(clips: list[Clip], sources: list[str], config: MotionConfig) 
         raise FileNotFoundError(f"no inputs for sources {sources}")
     return Examples(
         torch.from_numpy(np.concatenate(xs)),
+        torch.from_numpy(np.concatenate(ls)),
         torch.from_numpy(np.concatenate(ys)),
         torch.from_numpy(np.concatenate(vs)),
         np.concatenate(cs),
     )
+
+
+def augment_level(level: torch.Tensor, opts: TrainOptions, gen: torch.Generator) -> torch.Tensor:
+    """Adds a random background-noise floor and gain to hop levels (dBFS)."""
+    b = level.shape[0]
+    lo, hi = opts.noise_floor_db
+    floor = lo + (hi - lo) * torch.rand(b, 1, generator=gen)
+    gain = 12.0 * (2 * torch.rand(b, 1, generator=gen) - 1)
+    mixed = 10 * torch.log10(10 ** (level / 10) + 10 ** (floor / 10))
+    return mixed + gain + torch.randn(level.shape, generator=gen)
 
 
 def augment(x: torch.Tensor, opts: TrainOptions, gen: torch.Generator) -> torch.Tensor:
@@ -116,7 +139,7 @@ def evaluate(model: MotionNet, ex: Examples, clips: list[Clip]) -> dict[str, flo
     """Mean per-clip Pearson r (zero lag and best lag) of predicted vs real open and width."""
     model.eval()
     with torch.no_grad():
-        pred = model(ex.x).numpy()
+        pred = model(ex.x, ex.level).numpy()
     out: dict[str, list[float]] = {"open_r": [], "open_best_r": [], "open_lag_ms": [], "width_r": []}
     for ci in np.unique(ex.clip):
         m = ex.clip == ci
@@ -146,9 +169,10 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
         for i in range(0, n, opts.batch):
             idx = order[i : i + opts.batch]
             x = augment(train_ex.x[idx], opts, gen)
+            level = augment_level(train_ex.level[idx], opts, gen)
             y = (train_ex.y[idx] - model.out_mean) / model.out_std
             w = train_ex.valid[idx].float()[:, None]
-            loss = ((model.forward_standardised(x) - y) ** 2 * w).sum() / w.sum().clamp(min=1)
+            loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(min=1)
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -162,7 +186,7 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
 def main() -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="onehot", help="comma list of onehot, encoder")
+    parser.add_argument("--source", default="onehot", help="comma list of onehot and posterior variants (orig, up250...)")
     parser.add_argument("--dev-source", default="", help="source for dev metrics (default: first)")
     parser.add_argument("--init", type=Path, help="checkpoint to fine-tune")
     parser.add_argument("--out", type=Path, default=CKPT_DIR / "motion.pt")

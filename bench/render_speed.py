@@ -55,6 +55,14 @@ def _time_calls(fn: object, poses: list[FramePose]) -> dict[str, float]:
             "fps_at_min": round(1e3 / float(t.min()), 1)}  # fmt: skip
 
 
+def _closeup(photo: Path) -> bytes:
+    """A close-up (face fills the photo) cut from ``photo``: exercises the upscaled face view."""
+    import cv2
+
+    image = cv2.imread(str(photo))
+    return cv2.imencode(".png", image[120:470, 330:680])[1].tobytes()
+
+
 def main() -> None:
     """CLI entry."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -67,12 +75,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
     poses = _poses(args.repeats)
     results = []
+    photos: dict[str, bytes | Path] = {p.name: p for p in sorted(args.photos.glob("*.[jp][pn]g"))}
+    photos["obama closeup (crop 330:680, 120:470)"] = _closeup(args.photos / "obama.jpg")
     with tempfile.TemporaryDirectory() as cache:
-        for photo in sorted(args.photos.glob("*.[jp][pn]g")):
+        for name, photo in photos.items():
             avatar = Avatar.load(build_avatar(photo, cache_dir=Path(cache)).path)
             renderer = Renderer(avatar, threads=1)
-            row = {"photo": photo.name, "frame_wh": list(avatar.frame_size),
-                   "crop_px": avatar.crop_px,
+            row = {"photo": name, "frame_wh": list(avatar.frame_size),
+                   "view_px": avatar.view_px, "crop_px": avatar.crop_px,
                    "generator": _time_calls(renderer.render_crop, poses),
                    "render": _time_calls(renderer.render, poses)}  # fmt: skip
             logger.info("%s", row)

@@ -9,16 +9,20 @@ from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONE_TO_VISEME_INDEX
 BILABIALS = np.array([PHONE_TO_INDEX[p] for p in ("P", "B", "M")])
 
 
-def frame_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """Phone / viseme frame accuracy and bilabial recall for (N,) phone-index arrays."""
+def frame_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
+    """Phone / viseme frame accuracy and bilabial recall for (N,) phone-index arrays.
+
+    Bilabial recall: of frames labelled P/B/M, the share predicted as P/B/M (the mouth closes);
+    precision the converse. None where undefined.
+    """
     pred, ref = pred.astype(np.int64), ref.astype(np.int64)
     bil = np.isin(ref, BILABIALS)
     return {
         "frames": int(ref.size),
         "phone_acc": float(np.mean(pred == ref)),
         "viseme_acc": float(np.mean(PHONE_TO_VISEME_INDEX[pred] == PHONE_TO_VISEME_INDEX[ref])),
-        "bilabial_recall": float(np.mean(np.isin(pred[bil], BILABIALS))) if bil.any() else float("nan"),
+        "bilabial_recall": float(np.mean(np.isin(pred[bil], BILABIALS))) if bil.any() else None,
         "bilabial_precision": float(np.mean(np.isin(ref[np.isin(pred, BILABIALS)], BILABIALS)))
         if np.isin(pred, BILABIALS).any()
-        else float("nan"),
+        else None,
     }

@@ -20,7 +20,7 @@ import numpy as np
 from lipstream.realtime.features import features_whole
 from lipstream.realtime.phonemes import PHONE_TO_INDEX
 
-from . import augment
+from . import align, augment
 from .audio_io import load_audio_16k
 from .paths import ALIGN_DIR, CORPUS_DIR, DATA_DIR, SYNTH_DIR
 
@@ -85,8 +85,10 @@ def list_clips() -> list[Clip]:
         if lab.stem in synth_audio:
             voice = synth_audio[lab.stem].parent.name
             clips.append(Clip("synth", lab.stem, voice, "train", _loader(synth_audio[lab.stem]), lab))
-    for lab in sorted((ALIGN_DIR / "librispeech").glob("*.json")):
-        ogg = DATA_DIR / "librispeech" / f"{lab.stem}.ogg"
+    for ogg in align.librispeech_clips(DATA_DIR):
+        lab = ALIGN_DIR / "librispeech" / f"{ogg.stem}.json"
+        if not lab.exists():
+            continue
         clips.append(Clip("libri", lab.stem, lab.stem.split("-")[0], "train", _loader(ogg), lab))
     return clips
 
@@ -114,24 +116,38 @@ def _write(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray 
     logger.info("%s: %d utterances, %.1f min", path.name, len(rows), len(labels) / 6000)
 
 
-def build_all() -> None:
-    """Build every shard (deterministic for SEED)."""
-    CORPUS_DIR.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
-    pool = babble_pool()
+def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_index: int) -> list[str]:
+    """Features + labels (+ augmented copies) for one source set; returns the shard names written."""
+    rng = np.random.default_rng([SEED, set_index])
     groups: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
-    for n, clip in enumerate(list_clips()):
+    for clip in clips:
         audio = clip.load()
-        variants = [audio] if clip.split == "dev" else [audio]
-        variants += [augment.random_chain(audio, rng, pool) for _ in range(n_augmented(clip) if clip.split == "train" else 1)]
+        n_aug = n_augmented(clip) if clip.split == "train" else 1
+        variants = [audio] + [augment.random_chain(audio, rng, pool) for _ in range(n_aug)]
         for v, x in enumerate(variants):
             feats = features_whole(x)
             labels = frame_labels(clip.labels, len(feats))
-            key = f"{clip.split}_{clip.clip_set}" + ("_aug" if clip.split == "dev" and v > 0 else "")
+            key = f"{clip.split}_{clip_set}" + ("_aug" if clip.split == "dev" and v > 0 else "")
             keep_audio = x if clip.split == "dev" else None
             groups.setdefault(key, []).append((f"{clip.clip_id}#{v}", feats, labels, keep_audio))
-        if n % 500 == 0:
-            logger.info("clip %d", n)
     for key, rows in groups.items():
         _write(CORPUS_DIR / f"{key}.npz", rows)
-    (CORPUS_DIR / "DONE").write_text("\n".join(sorted(groups)) + "\n")
+    return sorted(groups)
+
+
+SET_ORDER = ("grid", "vctk", "fsdd", "synth", "libri")
+
+
+def build_all() -> None:
+    """Build every missing shard (each set deterministic for SEED; delete a shard to rebuild it)."""
+    CORPUS_DIR.mkdir(parents=True, exist_ok=True)
+    pool = babble_pool()
+    clips = list_clips()
+    written = []
+    for index, clip_set in enumerate(SET_ORDER):
+        mine = [c for c in clips if c.clip_set == clip_set]
+        if (CORPUS_DIR / f"train_{clip_set}.npz").exists() or not mine:
+            continue
+        logger.info("building %s (%d clips)", clip_set, len(mine))
+        written += _build_set(clip_set, mine, pool, index)
+    (CORPUS_DIR / "DONE").write_text("\n".join(sorted(p.stem for p in CORPUS_DIR.glob("*.npz"))) + "\n")

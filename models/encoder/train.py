@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SEED = 20261124
 CROP_FRAMES = 300
 BATCH = 32
-SET_WEIGHTS = {"grid": 0.15, "vctk": 0.15, "fsdd": 0.08, "synth": 0.32, "libri": 0.30}
+SET_WEIGHTS = {"grid": 0.2, "vctk": 0.2, "fsdd": 0.08, "synth": 0.37, "libri": 0.15}
 DEV_SETS = ("dev_vctk", "dev_fsdd", "dev_grid", "dev_vctk_aug", "dev_fsdd_aug")
 
 

@@ -1,0 +1,184 @@
+"""Streaming features, the shipped phoneme encoder and the phone/viseme tables.
+
+Model tests load the shipped ``models/encoder/encoder.onnx`` once per class; learned output is only
+checked for properties (probabilities, silence on silence), deterministic code exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lipstream.realtime import encoder as enc_mod
+from lipstream.realtime.encoder import ModelContractError, StreamingPhonemeEncoder, read_contract
+from lipstream.realtime.features import (
+    HOP_SAMPLES,
+    N_MELS,
+    FeatureStream,
+    LogMelExtractor,
+    features_whole,
+    mel_filterbank,
+)
+from lipstream.realtime.phonemes import (
+    PHONE_TO_VISEME,
+    PHONES,
+    VISEMES,
+    normalise_phone,
+    phoneme_posteriors,
+    phoneme_segments,
+    segments_from_posteriors,
+)
+
+SR = 16_000
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts with a moving formant-ish resonance and pauses (not speech, but not stationary)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    carrier = np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * 3 * t)) * t)
+    envelope = (np.sin(2 * np.pi * 2.5 * t) > -0.3).astype(np.float64)
+    return (0.2 * envelope * (carrier + 0.3 * rng.standard_normal(n))).astype(np.float32)
+
+
+def _chunked(stream_push, audio: np.ndarray, sizes: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out, i, k = [], 0, 0
+    while i < audio.size:
+        step = sizes[k % len(sizes)]
+        out.append(stream_push(audio[i : i + step]))
+        i, k = i + step, k + 1
+    return np.concatenate(out)
+
+
+class TestFeatures:
+    def test_frame_count_and_shape(self) -> None:
+        feats = features_whole(_speechlike(1.0) [: 16_000 - 5])
+        assert feats.shape == ((16_000 - 5) // HOP_SAMPLES, N_MELS)
+        assert feats.dtype == np.float32
+
+    @pytest.mark.parametrize("sizes", [[160], [320], [1, 7, 333, 1000], [4000]])
+    def test_chunked_equals_whole(self, sizes: list[int]) -> None:
+        audio = _speechlike(2.0)
+        whole = features_whole(audio)
+        stream = FeatureStream()
+        np.testing.assert_allclose(_chunked(stream.push, audio, sizes), whole, atol=1e-4)
+
+    def test_log_mel_is_causal(self) -> None:
+        audio = _speechlike(1.0)
+        first = LogMelExtractor().push(audio[:8000])
+        changed = audio.copy()
+        changed[8000:] = 0.0
+        np.testing.assert_allclose(LogMelExtractor().push(changed)[: len(first)], first, atol=1e-5)
+
+    def test_normalisation_removes_gain(self) -> None:
+        # A noise floor keeps every bin far above LOG_FLOOR, where a gain is a pure log-domain shift.
+        floor = 0.02 * np.random.default_rng(9).standard_normal(3 * SR).astype(np.float32)
+        audio = _speechlike(3.0, seed=1) + floor
+        np.testing.assert_allclose(features_whole(audio * 0.25), features_whole(audio), atol=2e-2)
+
+    def test_filterbank_covers_every_band(self) -> None:
+        fb = mel_filterbank()
+        assert fb.shape == (257, N_MELS)
+        assert np.all(fb.max(axis=0) > 0)
+
+    def test_rejects_stereo(self) -> None:
+        with pytest.raises(ValueError, match="mono"):
+            FeatureStream().push(np.zeros((2, 160), np.float32))
+
+
+class TestPhoneTables:
+    def test_phone_set(self) -> None:
+        assert len(PHONES) == 40 and PHONES[0] == "SIL" and len(set(PHONES)) == 40
+
+    def test_every_phone_has_an_oculus_viseme(self) -> None:
+        assert set(PHONE_TO_VISEME) == set(PHONES)
+        assert set(PHONE_TO_VISEME.values()) == set(VISEMES) and len(VISEMES) == 15
+        assert {PHONE_TO_VISEME[p] for p in ("P", "B", "M")} == {"PP"}
+
+    @pytest.mark.parametrize(
+        ("raw", "want"), [("AH0", "AH"), ("ey1", "EY"), ("BCL", "B"), ("+NSN+", "SIL"), ("sil", "SIL")]
+    )
+    def test_normalise_phone(self, raw: str, want: str) -> None:
+        assert normalise_phone(raw) == want
+
+    def test_segments_from_posteriors(self) -> None:
+        post = np.zeros((5, len(PHONES)), np.float32)
+        post[[0, 1], PHONES.index("SIL")] = 1
+        post[[2, 3, 4], PHONES.index("M")] = 1
+        assert segments_from_posteriors(post) == [
+            {"phone": "SIL", "start": 0.0, "end": 0.02},
+            {"phone": "M", "start": 0.02, "end": 0.05},
+        ]
+
+
+class TestShippedEncoder:
+    @classmethod
+    def setup_class(cls) -> None:
+        cls.encoder = StreamingPhonemeEncoder()
+
+    def test_contract(self) -> None:
+        c = self.encoder.contract
+        assert c.phones == PHONES
+        assert 0 <= c.lookahead_ms <= 50 and c.lookahead_ms == c.lookahead_frames * 10
+        assert c.frame_rate_hz == 100
+
+    @pytest.mark.parametrize("sizes", [[160], [320], [17, 480, 3]])
+    def test_chunked_equals_whole(self, sizes: list[int]) -> None:
+        audio = _speechlike(1.5, seed=2)
+        self.encoder.reset()
+        whole = np.concatenate([self.encoder.push(audio), self.encoder.flush()])
+        self.encoder.reset()
+        chunked = np.concatenate([_chunked(self.encoder.push, audio, sizes), self.encoder.flush()])
+        assert whole.shape == (audio.size // HOP_SAMPLES, len(PHONES))
+        np.testing.assert_allclose(chunked, whole, atol=1e-4)
+
+    def test_lookahead_delay(self) -> None:
+        self.encoder.reset()
+        got = self.encoder.push(np.zeros(HOP_SAMPLES * 10, np.float32))
+        assert got.shape[0] == 10 - self.encoder.contract.lookahead_frames
+
+    def test_posteriors_are_probabilities(self) -> None:
+        post = phoneme_posteriors(_speechlike(1.0, seed=3))
+        assert np.all(post >= 0)
+        np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-4)
+
+    def test_silence_is_mostly_sil(self) -> None:
+        rng = np.random.default_rng(4)
+        quiet = (1e-4 * rng.standard_normal(SR)).astype(np.float32)
+        best = phoneme_posteriors(quiet).argmax(axis=1)
+        assert np.mean(best == PHONES.index("SIL")) > 0.8
+
+    def test_phoneme_segments_schema(self) -> None:
+        audio = _speechlike(1.2, seed=5)
+        out = phoneme_segments(audio)
+        assert set(out) == {"lookahead_ms", "segments"}
+        segs = out["segments"]
+        assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(1.2, abs=0.011)
+        for a, b in zip(segs, segs[1:]):
+            assert a["end"] == b["start"] and a["phone"] != b["phone"]
+        assert all(s["phone"] in PHONES and set(s) == {"phone", "start", "end"} for s in segs)
+        json.dumps(out)
+
+    def test_phoneme_segments_with_posteriors(self) -> None:
+        out = phoneme_segments(_speechlike(0.5), include_posteriors=True)
+        assert out["phones"] == list(PHONES)
+        assert np.asarray(out["posteriors"]).shape == (50, len(PHONES))
+
+    def test_rejects_int_audio(self) -> None:
+        with pytest.raises(ValueError, match="float"):
+            phoneme_segments(np.zeros(1600, np.int16))
+
+
+def test_contract_mismatch_is_rejected() -> None:
+    session, _ = enc_mod.load_session(str(enc_mod.default_model_path()))
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["lipstream_contract"])
+    meta["features"]["n_mels"] = 80
+    fake = SimpleNamespace(
+        get_modelmeta=lambda: SimpleNamespace(custom_metadata_map={"lipstream_contract": json.dumps(meta)})
+    )
+    with pytest.raises(ModelContractError, match="features"):
+        read_contract(fake)  # type: ignore[arg-type]

@@ -85,14 +85,11 @@ class Renderer:
         self.avatar = avatar
         self._session = generator_session(GENERATOR_ONNX, threads, providers)
         x0, y0 = avatar.crop_xy
-        n = avatar.crop_px
-        self._rows = slice(y0, y0 + n)
-        self._cols = slice(x0, x0 + n)
+        n, view = avatar.crop_px, avatar.view_px
         self._crop_shape = (n, n, 3)
-        view = avatar.view_px
         self._rows = slice(y0, y0 + view)
         self._cols = slice(x0, x0 + view)
-        self._compositor = None
+        self._compositor: ort.InferenceSession | None = None
         if avatar.alpha is not None:
             self._compositor = generator_session(COMPOSITOR_ONNX, threads, providers)
         self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}

@@ -30,7 +30,8 @@ from lipstream.realtime.render import Renderer
 from .ingest import AudioFrontEnd
 from .metrics import Metrics
 from .tasks import TaskOwner
-from .tracks import AvatarVideoTrack, VoiceTrack, to_video_frame
+from .frames import FrameComposer
+from .tracks import AvatarVideoTrack, VoiceTrack
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class AvatarSession:
         self.tasks = TaskOwner(f"Session({session_id})")
         self.closed = asyncio.Event()
         self._pipeline = pipeline
-        self._renderer = renderer
+        self._composer = FrameComposer(renderer)
         self._metrics = metrics
         self._front_end = AudioFrontEnd()
         # Two single-thread workers: motion state stays ordered, and a slow render never delays the
@@ -174,11 +175,8 @@ class AvatarSession:
 
     def _render(self, pose: FramePose) -> av.VideoFrame:
         start = time.thread_time()
-        image = self._renderer.render(pose)
-        mid = time.thread_time()
-        frame = to_video_frame(image)
-        self._metrics.stage_cpu.labels("render").inc(mid - start)
-        self._metrics.stage_cpu.labels("convert").inc(time.thread_time() - mid)
+        frame = self._composer.frame(pose)
+        self._metrics.stage_cpu.labels("render").inc(time.thread_time() - start)
         return frame
 
     def _release_voice(self, until_sample: int) -> None:

@@ -94,16 +94,6 @@ class VoiceTrack(MediaStreamTrack):
         self._queue.put_nowait(None)
 
 
-def to_video_frame(image: np.ndarray) -> av.VideoFrame:
-    """Converts an (H, W, 3) uint8 RGB render to the encoders' yuv420p, off the event loop.
-
-    Every consumer's encoder reads the same frame object. Handing them yuv420p means none of them calls
-    ``frame.reformat``, which uses a converter cached on the frame and crashes when two encoder threads
-    use it at once.
-    """
-    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-
-
 def silent_voice_frame(samples: int) -> av.AudioFrame:
     """A frame of ``samples`` zero samples in the voice format."""
     frame = av.AudioFrame.from_ndarray(

@@ -2,6 +2,7 @@
 // gathering is complete, which is what WHIP/WHEP servers without PATCH support expect.
 
 const GATHER_TIMEOUT_MS = 3000; // host candidates arrive in milliseconds; STUN/TURN can take longer
+const SAMPLE_SIZE = 128; // the video is compared at this size: enough to see lips move in a 512px frame
 
 export async function fetchConfig() {
   const response = await fetch("/api/config");
@@ -69,8 +70,8 @@ export class VideoActivity {
   constructor(video) {
     this.video = video;
     this.canvas = document.createElement("canvas");
-    this.canvas.width = 64;
-    this.canvas.height = 64;
+    this.canvas.width = SAMPLE_SIZE;
+    this.canvas.height = SAMPLE_SIZE;
     this.context = this.canvas.getContext("2d", { willReadFrequently: true });
     this.previous = null;
     this.lastDiff = 0;
@@ -80,8 +81,8 @@ export class VideoActivity {
 
   sample() {
     if (this.video.readyState < 2) return;
-    this.context.drawImage(this.video, 0, 0, 64, 64);
-    const pixels = this.context.getImageData(0, 0, 64, 64).data;
+    this.context.drawImage(this.video, 0, 0, SAMPLE_SIZE, SAMPLE_SIZE);
+    const pixels = this.context.getImageData(0, 0, SAMPLE_SIZE, SAMPLE_SIZE).data;
     if (this.previous) {
       let sum = 0;
       for (let i = 0; i < pixels.length; i += 4) sum += Math.abs(pixels[i] - this.previous[i]);

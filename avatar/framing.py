@@ -114,5 +114,6 @@ def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:
     inside[
         max(int(np.ceil(y0)), 0) : int(min(y1, fh)), max(int(np.ceil(x0)), 0) : int(min(x1, fw))
     ] = 1
-    alpha = cv2.GaussianBlur(inside, (0, 0), FILL_EDGE_SIGMA_PX)[..., None] * inside[..., None]
-    return (fill + alpha * (frame.astype(np.float32) - fill)).astype(np.uint8)
+    alpha = cv2.GaussianBlur(inside, (0, 0), FILL_EDGE_SIGMA_PX) * inside
+    alpha = np.where(alpha > 0.999, 1.0, alpha)[..., None]  # keep the photo's own pixels exact
+    return np.rint(fill + alpha * (frame.astype(np.float32) - fill)).astype(np.uint8)

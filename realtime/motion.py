@@ -2,11 +2,12 @@
 
 ``MotionModel`` runs the shipped ``models/motion/motion.onnx`` on explicit windows of posteriors.
 The model also sees the level of each 10 ms hop (dBFS), which it normalises to the window's peak.
-``LearnedDriver`` chains the streaming phoneme encoder and the motion model behind the ``MouthDriver``
-protocol: video frame ``n`` is predicted from the posterior frames ``[end - W, end)``, where
-``end = (frame_end(n) + motion look-ahead) // hop``, so it can be emitted once the encoder has seen
-``frame_end(n) + encoder look-ahead + motion look-ahead`` samples. Lips move before the sound they
-make (coarticulation); the window's look-ahead lets the model anticipate within the latency budget.
+``LearnedDriver`` chains the streaming phoneme encoder and the motion model behind the
+``MouthDriver`` protocol: video frame ``n`` is predicted from the posterior frames ``[end - W,
+end)``, where ``end = (frame_end(n) + motion look-ahead) // hop``, so it can be emitted once the
+encoder has seen ``frame_end(n) + encoder look-ahead + motion look-ahead`` samples. Lips move before
+the sound they make (coarticulation); the window's look-ahead lets the model anticipate within the
+latency budget.
 """
 
 from __future__ import annotations
@@ -47,11 +48,10 @@ class MotionContract:
     """The input contract stored in ``motion.onnx`` metadata, checked at load.
 
     Attributes:
-        phones: posterior column order; must equal ``phonemes.PHONES``.
-        window_frames: posterior frames per window.
-        lookahead_samples: 16 kHz samples past a video frame's end covered by its window.
-        hop_samples: samples per posterior frame (160: 100 Hz).
-        sample_rate_hz: audio rate the hop refers to.
+        phones: posterior column order; must equal ``phonemes.PHONES``. window_frames: posterior
+        frames per window. lookahead_samples: 16 kHz samples past a video frame's end covered by its
+        window. hop_samples: samples per posterior frame (160: 100 Hz). sample_rate_hz: audio rate
+        the hop refers to.
     """
 
     phones: tuple[str, ...]
@@ -104,27 +104,28 @@ def _read_contract(session: ort.InferenceSession, path: Path) -> MotionContract:
     if contract.phones != PHONES:
         raise MotionContractError(f"{path}: phone order {contract.phones} != {PHONES}")
     if contract.hop_samples != HOP_SAMPLES or meta.get("level_input") != LEVEL_NAME:
-        raise MotionContractError(f"{path}: expects hop {contract.hop_samples} and level input "
-                                  f"{meta.get('level_input')!r}; runtime has {HOP_SAMPLES}, {LEVEL_NAME!r}")
+        raise MotionContractError(
+            f"{path}: expects hop {contract.hop_samples} and level input "
+            f"{meta.get('level_input')!r}; runtime has {HOP_SAMPLES}, {LEVEL_NAME!r}"
+        )
     if tuple(meta.get("mouth_params", "").split(",")) != MOUTH_PARAMS:
         raise MotionContractError(f"{path}: outputs {meta.get('mouth_params')} != {MOUTH_PARAMS}")
     return contract
 
 
 class MotionModel:
-    """The shipped motion ONNX: ``(B, W, 40)`` posteriors + ``(B, W)`` hop levels -> ``(B, 2)`` rows.
+    """The shipped motion ONNX: ``(B, W, 40)`` posteriors, ``(B, W)`` hop levels -> ``(B, 2)`` rows.
 
     One instance per process serves every session (it holds no per-session state); ``__call__`` may
-    be called from several sessions' executor threads at once (onnxruntime sessions are thread-safe).
+    be called from several sessions' executor threads at once (onnxruntime sessions are
+    thread-safe).
     """
 
     def __init__(self, path: Path = MOTION_ONNX, threads: int = ONNX_THREADS) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.contract = _read_contract(self._session, path)
 
     def __call__(self, windows: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
@@ -136,8 +137,9 @@ class MotionModel:
         """
         expected = (self.contract.window_frames, len(PHONES))
         if windows.ndim != 3 or windows.shape[1:] != expected:
-            raise ValueError(f"motion windows must be (B, {expected[0]}, {expected[1]}), got "
-                             f"{windows.shape}")
+            raise ValueError(
+                f"motion windows must be (B, {expected[0]}, {expected[1]}), got {windows.shape}"
+            )
         if levels_db.shape != windows.shape[:2]:
             raise ValueError(f"levels must be {windows.shape[:2]}, got {levels_db.shape}")
         if len(windows) == 0:

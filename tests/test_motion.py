@@ -1,10 +1,9 @@
-"""The motion stage: shipped motion.onnx contract, the driver's framing, chunking and the metrics."""
+"""The motion stage: the shipped model's contract, the driver's framing and chunking, metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from lipstream.models.motion.dataset import SILENCE_DB, hop_levels_db, sil_row, windows
 from lipstream.models.motion.landmarks import mouth_params_raw
 from lipstream.models.motion.metrics import lip_sync
@@ -99,8 +98,10 @@ def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionMo
     # The runtime sees exactly the windows (posteriors and levels) the model was trained on.
     w, la = motion.contract.window_frames, motion.contract.lookahead_samples
     levels = hop_levels_db(audio)[:, None]
-    expected = motion(windows(posteriors, len(whole), w, la, sil_row()),
-                      windows(levels, len(whole), w, la, np.array([SILENCE_DB]))[..., 0])
+    expected = motion(
+        windows(posteriors, len(whole), w, la, sil_row()),
+        windows(levels, len(whole), w, la, np.array([SILENCE_DB]))[..., 0],
+    )
     np.testing.assert_allclose(whole, expected, atol=1e-6)
     driver.reset()
     chunks, start = [], 0

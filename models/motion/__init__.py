@@ -1,4 +1,4 @@
-"""Lip motion learned from real faces: GRID landmarks -> mouth parameters, phone posteriors -> motion.
+"""Lip motion learned from real faces: phone posteriors -> GRID-measured mouth parameters.
 
 Training and export code only (torch); the runtime loads ``motion.onnx`` through
 ``lipstream.realtime.motion``.

@@ -1,9 +1,9 @@
-"""Training examples for the motion model: phone posteriors at 100 Hz -> GRID mouth parameters at 25 fps.
+"""Training examples for the motion model: phone posteriors (100 Hz) -> GRID mouth params (25 fps).
 
-Targets come from the cached face-mesh landmarks (``landmarks.py``); inputs are either one-hot phones from
-forced alignments (pre-training) or the streaming encoder's posteriors (fine-tuning). A video frame ``n``
-sees the posterior frames ``[end - window, end)`` with
-``end = (frame_end_sample(n) + lookahead_samples) // HOP_SAMPLES``, exactly as ``LearnedDriver`` does.
+Targets come from the cached face-mesh landmarks (``landmarks.py``); inputs are either one-hot
+phones from forced alignments (pre-training) or the streaming encoder's posteriors (fine-tuning). A
+video frame ``n`` sees the posterior frames ``[end - window, end)`` with ``end =
+(frame_end_sample(n) + lookahead_samples) // HOP_SAMPLES``, exactly as ``LearnedDriver`` does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES, SIL, normalise_phone
 
 from .landmarks import CACHE_DIR, GRID_DIR, LANDMARK_DIR, mouth_params_raw
@@ -39,10 +38,9 @@ class Clip:
     """One GRID clip ready for training.
 
     Attributes:
-        clip_id: GRID sentence id, e.g. ``bbaf4p``.
-        targets: ``(T, 2)`` float32 (open, width - rest) in face heights per video frame.
-        valid: ``(T,)`` bool, False where no face was found.
-        audio: ``(N,)`` float32 16 kHz mono in [-1, 1].
+        clip_id: GRID sentence id, e.g. ``bbaf4p``. targets: ``(T, 2)`` float32 (open, width - rest)
+        in face heights per video frame. valid: ``(T,)`` bool, False where no face was found. audio:
+        ``(N,)`` float32 16 kHz mono in [-1, 1].
     """
 
     clip_id: str
@@ -58,7 +56,9 @@ def silence_intervals_s(clip_id: str) -> list[tuple[float, float]]:
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == "sil":
-            out.append((int(parts[0]) / GRID_ALIGN_TICKS_PER_S, int(parts[1]) / GRID_ALIGN_TICKS_PER_S))
+            out.append(
+                (int(parts[0]) / GRID_ALIGN_TICKS_PER_S, int(parts[1]) / GRID_ALIGN_TICKS_PER_S)
+            )
     return out
 
 
@@ -104,8 +104,8 @@ def split_ids(ids: list[str]) -> tuple[list[str], list[str]]:
 def onehot_from_alignment(clip_id: str, n_frames: int, align_dir: Path = ALIGN_DIR) -> np.ndarray:
     """``(n_frames, N_PHONES)`` float32 one-hot of the forced-aligned phone at each 10 ms hop.
 
-    Frame ``j`` is labelled with the phone covering the hop's centre ``(j + 0.5) * 10 ms``; unaligned
-    time is SIL.
+    Frame ``j`` is labelled with the phone covering the hop's centre ``(j + 0.5) * 10 ms``;
+    unaligned time is SIL.
     """
     phones = json.loads((align_dir / f"{clip_id}.json").read_text())["phones"]
     labels = np.full(n_frames, SIL_INDEX, np.int64)
@@ -137,7 +137,7 @@ def window_end(frame_index: int, lookahead_samples: int) -> int:
 def windows(
     sequence: np.ndarray, n_video: int, window: int, lookahead_samples: int, pad: np.ndarray
 ) -> np.ndarray:
-    """``(n_video, window, C)`` windows of a ``(T, C)`` 100 Hz sequence, ``pad`` ``(C,)`` outside it."""
+    """``(n_video, window, C)`` windows of a ``(T, C)`` 100 Hz sequence, padded with ``pad``."""
     ends = np.array([window_end(n, lookahead_samples) for n in range(n_video)])
     pad_after = max(0, int(ends.max()) - len(sequence))
     fill = pad.reshape(1, -1).astype(np.float32)

@@ -2,8 +2,8 @@
 
     python -m lipstream.models.motion.export ~/.cache/lipstream/motion/encoder.pt
 
-The contract travels as ONNX metadata (read and checked by ``lipstream.realtime.motion``): phone order,
-window length, look-ahead, hop, sample rate and the output columns.
+The contract travels as ONNX metadata (read and checked by ``lipstream.realtime.motion``): phone
+order, window length, look-ahead, hop, sample rate and the output columns.
 """
 
 from __future__ import annotations
@@ -41,8 +41,13 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
     level = -60 + 40 * torch.rand(2, config.window_frames)
     batch = {0: "batch"}
     torch.onnx.export(
-        model, (dummy, level), str(out), input_names=[INPUT_NAME, LEVEL_NAME],
-        output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
+        model,
+        (dummy, level),
+        str(out),
+        input_names=[INPUT_NAME, LEVEL_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=OPSET,
+        dynamo=False,
         dynamic_axes={INPUT_NAME: batch, LEVEL_NAME: batch, OUTPUT_NAME: batch},
     )
     proto = onnx.load(str(out))

@@ -1,17 +1,16 @@
 """Per-frame MediaPipe face-mesh landmarks of the GRID s1 videos, cached as one npz per clip.
 
-Why: the motion model learns mouth parameters measured on real faces, and the self-reenactment benchmark
-measures the same parameters on our renders, so both sides share ``mouth_params`` below.
+Why: the motion model learns mouth parameters measured on real faces, and the self-reenactment
+benchmark measures the same parameters on our renders, so both sides share ``mouth_params`` below.
 
 Run (CPU-heavy, one thread):
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.landmarks
 
 Each ``<cache>/grid_landmarks/<clip>.npz`` holds:
     points:   (T, 478, 3) float32 pixel coordinates (x, y, z*width), NaN where no face was found
-    found:    (T,) bool
-    lips:     (T, len(LIP_JAW_IDS), 2) float32 lip/jaw points normalised for head pose and size
-    audio:    (N,) int16 mono 16 kHz soundtrack
-    fps:      scalar, video frame rate
+    found:    (T,) bool lips:     (T, len(LIP_JAW_IDS), 2) float32 lip/jaw points normalised for
+    head pose and size audio:    (N,) int16 mono 16 kHz soundtrack fps:      scalar, video frame
+    rate
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ N_MESH_POINTS = 478
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291
 FOREHEAD_TOP, CHIN = 10, 152
-# Stable points for pose normalisation: outer eye corners and the nose bridge do not move with speech.
+# Stable points for pose normalisation: outer eye corners and the nose bridge do not move with
+# speech.
 EYE_OUTER_RIGHT, EYE_OUTER_LEFT, NOSE_BRIDGE = 33, 263, 168
 # Lips (outer + inner contours) and lower jaw line, for the PCA of mouth shapes.
 LIP_JAW_IDS: tuple[int, ...] = (
@@ -53,8 +53,9 @@ def mouth_params_raw(points: np.ndarray) -> np.ndarray:
         points: ``(..., 478, >=2)`` landmark pixel coordinates (x right, y down).
 
     Returns:
-        ``(..., 2)`` float32: inner-lip gap dist(13, 14) and corner distance dist(61, 291), both over
-        face height dist(10, 152). Subtract the speaker's rest width to get ``MOUTH_PARAMS`` ``width``.
+        ``(..., 2)`` float32: inner-lip gap dist(13, 14) and corner distance dist(61, 291), both
+        over face height dist(10, 152). Subtract the speaker's rest width to get ``MOUTH_PARAMS``
+        ``width``.
     """
     xy = points[..., :2].astype(np.float64)
 
@@ -69,8 +70,8 @@ def mouth_params_raw(points: np.ndarray) -> np.ndarray:
 def normalise_lips(points: np.ndarray) -> np.ndarray:
     """Lip/jaw points with head roll, position and size removed.
 
-    Origin at the nose bridge, x along the outer eye corners, unit = eye-corner distance (which, unlike
-    face height, does not change when the jaw opens).
+    Origin at the nose bridge, x along the outer eye corners, unit = eye-corner distance (which,
+    unlike face height, does not change when the jaw opens).
 
     Args:
         points: ``(T, 478, >=2)`` pixel coordinates.
@@ -130,7 +131,9 @@ class MeshTracker:
         )
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """Landmarks of ``(T, H, W, 3)`` uint8 RGB frames as ``(T, 478, 3)`` float32 pixels, NaN if none."""
+        """Landmarks of ``(T, H, W, 3)`` uint8 RGB frames as ``(T, 478, 3)`` float32 pixels, NaN if
+        none.
+        """
         height, width = frames.shape[1:3]
         out = np.full((len(frames), N_MESH_POINTS, 3), np.nan, np.float32)
         for i, frame in enumerate(frames):

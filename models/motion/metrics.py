@@ -14,10 +14,9 @@ class LipSync:
     """Per-clip agreement.
 
     Attributes:
-        r: Pearson r at zero lag.
-        best_r: Pearson r at the best lag within +-``MAX_LAG_MS``.
-        lag_ms: lag of ``best_r``; positive means the driven mouth moves later than the real one.
-        n_frames: frames where both signals were valid.
+        r: Pearson r at zero lag. best_r: Pearson r at the best lag within +-``MAX_LAG_MS``. lag_ms:
+        lag of ``best_r``; positive means the driven mouth moves later than the real one. n_frames:
+        frames where both signals were valid.
     """
 
     r: float

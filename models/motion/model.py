@@ -1,11 +1,11 @@
 """The motion model: a window of phone posteriors -> the mouth parameters of one video frame.
 
-A small dilated 1-D convolution stack over the window, then a linear read-out of the whole window, so the
-model can weigh past and recent phones differently (coarticulation). Besides the posteriors it sees the
-audio level of each 10 ms hop relative to the loudest hop in the window (computed inside the graph, so
-microphone gain and speaker loudness do not matter): stress and vowel height show in level, and it
-keeps the mouth moving with the voice where the encoder is unsure of an unfamiliar speaker.
-~45k parameters: one run per video frame costs well under a millisecond on the CPU.
+A small dilated 1-D convolution stack over the window, then a linear read-out of the whole window,
+so the model can weigh past and recent phones differently (coarticulation). Besides the posteriors
+it sees the audio level of each 10 ms hop relative to the loudest hop in the window (computed inside
+the graph, so microphone gain and speaker loudness do not matter): stress and vowel height show in
+level, and it keeps the mouth moving with the voice where the encoder is unsure of an unfamiliar
+speaker. ~45k parameters: one run per video frame costs well under a millisecond on the CPU.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ class MotionConfig:
     """Shape of the model.
 
     Attributes:
-        n_phones: input classes per posterior frame (ARPAbet 39 + SIL).
-        window_frames: posterior frames (10 ms each) per window.
-        lookahead_samples: 16 kHz samples of audio past the video frame's end that the window covers.
-        hidden: channels of the convolution stack.
-        n_out: mouth parameters (``MOUTH_PARAMS``).
+        n_phones: input classes per posterior frame (ARPAbet 39 + SIL). window_frames: posterior
+        frames (10 ms each) per window. lookahead_samples: 16 kHz samples of audio past the video
+        frame's end that the window covers. hidden: channels of the convolution stack. n_out: mouth
+        parameters (``MOUTH_PARAMS``).
     """
 
     n_phones: int = 40
@@ -42,16 +41,14 @@ LEVEL_MIN = -3.0  # relative levels are clipped here (60 dB below the peak)
 
 
 class MotionNet(nn.Module):
-    """Posteriors ``(B, W, n_phones)`` and hop levels ``(B, W)`` dBFS -> ``(B, n_out)`` face heights."""
+    """Posteriors ``(B, W, n_phones)``, levels ``(B, W)`` dBFS -> ``(B, n_out)`` face heights."""
 
     def __init__(self, config: MotionConfig) -> None:
         super().__init__()
         self.config = config
         h = config.hidden
         self.inp = nn.Conv1d(config.n_phones + 1, h, 1)
-        self.convs = nn.ModuleList(
-            nn.Conv1d(h, h, 3, dilation=d, padding=d) for d in (1, 2, 4, 8)
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(h, h, 3, dilation=d, padding=d) for d in (1, 2, 4, 8))
         self.drop = nn.Dropout(config.dropout)
         self.squeeze = nn.Conv1d(h, 8, 1)
         self.head = nn.Sequential(

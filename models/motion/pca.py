@@ -45,14 +45,28 @@ def main() -> None:
     for k in range(N_COMPONENTS):
         r_open = float(np.corrcoef(scores[:, k], y[:, 0])[0, 1])
         r_width = float(np.corrcoef(scores[:, k], y[:, 1])[0, 1])
-        report.append({"pc": k + 1, "explained": round(float(explained[k]), 4),
-                       "r_open": round(r_open, 3), "r_width": round(r_width, 3)})
+        report.append(
+            {
+                "pc": k + 1,
+                "explained": round(float(explained[k]), 4),
+                "r_open": round(r_open, 3),
+                "r_width": round(r_width, 3),
+            }
+        )
     both = np.linalg.lstsq(np.c_[y, np.ones(len(y))], scores, rcond=None)[0]
     pred = np.c_[y, np.ones(len(y))] @ both
     captured = 1 - ((scores - pred) ** 2).sum(0) / ((scores - scores.mean(0)) ** 2).sum(0)
     shape_var = float((captured * explained[:N_COMPONENTS]).sum() / explained[:N_COMPONENTS].sum())
-    print(json.dumps({"frames": len(x), "components": report,
-                      "share_of_top_pc_variance_linear_in_open_width": round(shape_var, 3)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "frames": len(x),
+                "components": report,
+                "share_of_top_pc_variance_linear_in_open_width": round(shape_var, 3),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ like its posteriors on other speakers, which keeps the motion model from trustin
 
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
 
-Writes ``<cache>/grid_posteriors/<variant>/<clip>.npy``: ``(ceil(N / 160), 40)`` float16 posteriors, the
-encoder run as in the live pipeline (20 ms chunks) plus ``flush()`` for the last frames.
+Writes ``<cache>/grid_posteriors/<variant>/<clip>.npy``: ``(ceil(N / 160), 40)`` float16 posteriors,
+the encoder run as in the live pipeline (20 ms chunks) plus ``flush()`` for the last frames.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ def pitch_shift(audio: np.ndarray, cents: int) -> np.ndarray:
         src, dst = Path(tmp) / "in.raw", Path(tmp) / "out.raw"
         (np.clip(audio, -1, 1) * 32767).astype("<i2").tofile(src)
         fmt = ["-t", "raw", "-r", str(SAMPLE_RATE_HZ), "-e", "signed", "-b", "16", "-c", "1"]
-        subprocess.run(["sox", *fmt, str(src), *fmt, str(dst), "pitch", str(cents)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["sox", *fmt, str(src), *fmt, str(dst), "pitch", str(cents)],
+            check=True,
+            capture_output=True,
+        )
         out = np.fromfile(dst, "<i2").astype(np.float32) / 32768.0
     if len(out) < len(audio):
         out = np.pad(out, (0, len(audio) - len(out)))
@@ -49,7 +52,9 @@ def pitch_shift(audio: np.ndarray, cents: int) -> np.ndarray:
 def encode(encoder: object, audio: np.ndarray) -> np.ndarray:
     """Posteriors of a whole clip, ``(ceil(N / 160), 40)`` float32, fed in 20 ms chunks."""
     encoder.reset()
-    parts = [encoder.push(audio[i : i + CHUNK_SAMPLES]) for i in range(0, len(audio), CHUNK_SAMPLES)]
+    parts = [
+        encoder.push(audio[i : i + CHUNK_SAMPLES]) for i in range(0, len(audio), CHUNK_SAMPLES)
+    ]
     parts.append(encoder.flush())
     post = np.concatenate(parts)
     n = int(np.ceil(len(audio) / HOP_SAMPLES))

@@ -3,7 +3,9 @@
 Pre-train on one-hot forced-aligned phones, then fine-tune on the streaming encoder's posteriors:
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train --source onehot \
         --out ~/.cache/lipstream/motion/onehot.pt
-    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train --source orig,down200,up250,up450,onehot --dev-source orig \
+    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
+    OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.train \
+        --source orig,down200,up250,up450,onehot --dev-source orig \
         --init ~/.cache/lipstream/motion/onehot.pt --out ~/.cache/lipstream/motion/encoder.pt
 
 Inputs are augmented so the model does not trust s1's exact posteriors: temperature, logit noise and
@@ -25,8 +27,8 @@ from .dataset import (
     ALIGN_DIR,
     N_PHONES,
     POSTERIOR_DIR,
-    VIDEO_FPS,
     SILENCE_DB,
+    VIDEO_FPS,
     Clip,
     clip_ids,
     hop_levels_db,
@@ -140,7 +142,12 @@ def evaluate(model: MotionNet, ex: Examples, clips: list[Clip]) -> dict[str, flo
     model.eval()
     with torch.no_grad():
         pred = model(ex.x, ex.level).numpy()
-    out: dict[str, list[float]] = {"open_r": [], "open_best_r": [], "open_lag_ms": [], "width_r": []}
+    out: dict[str, list[float]] = {
+        "open_r": [],
+        "open_best_r": [],
+        "open_lag_ms": [],
+        "width_r": [],
+    }
     for ci in np.unique(ex.clip):
         m = ex.clip == ci
         valid = ex.valid.numpy()[m]
@@ -172,7 +179,9 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
             level = augment_level(train_ex.level[idx], opts, gen)
             y = (train_ex.y[idx] - model.out_mean) / model.out_std
             w = train_ex.valid[idx].float()[:, None]
-            loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(min=1)
+            loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(
+                min=1
+            )
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -186,7 +195,11 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
 def main() -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="onehot", help="comma list of onehot and posterior variants (orig, up250...)")
+    parser.add_argument(
+        "--source",
+        default="onehot",
+        help="comma list of onehot and posterior variants (orig, up250...)",
+    )
     parser.add_argument("--dev-source", default="", help="source for dev metrics (default: first)")
     parser.add_argument("--init", type=Path, help="checkpoint to fine-tune")
     parser.add_argument("--out", type=Path, default=CKPT_DIR / "motion.pt")
@@ -220,8 +233,16 @@ def main() -> None:
     train(model, train_ex, opts, (dev_ex, dev_clips))
     metrics = evaluate(model, dev_ex, dev_clips)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(config), "model": model.state_dict(), "dev": metrics,
-                "sources": sources, "dev_ids": dev_ids}, args.out)
+    torch.save(
+        {
+            "config": asdict(config),
+            "model": model.state_dict(),
+            "dev": metrics,
+            "sources": sources,
+            "dev_ids": dev_ids,
+        },
+        args.out,
+    )
     logger.info("saved %s dev %s", args.out, metrics)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from lipstream.avatar import AvatarError, default_photo
 
+from . import aiortc_tuning
 from .avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
 from .options import ServeOptions
 from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
@@ -124,6 +125,7 @@ async def _close_everything(app: web.Application) -> None:
 
 def create_app(options: ServeOptions) -> web.Application:
     """Builds the app; the default avatar is prepared at startup (errors then stop the server)."""
+    aiortc_tuning.apply()
     app = web.Application(client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
     app[ServerState.KEY] = ServerState(options)
     app.on_startup.append(_load_default_avatar)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,15 @@ logger = logging.getLogger(__name__)
 STARVED_AFTER_S = 0.1  # no packet for 5 Opus frames: assume the sender paused and feed silence
 SILENCE_STEP_S = 0.02  # silence is fed in 20 ms frames, like real packets
 VANISHED_AFTER_S = 6.0  # a WebRTC publisher that sends nothing this long is gone (browsers send silence)
+MAX_BACKLOG_S = 0.5  # input waiting longer than this is dropped: an overloaded session stays live
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """An input frame and when it reached the server."""
+
+    frame: av.AudioFrame
+    arrived_s: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,62 @@ class SilenceFiller:
 
 
 async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
-    """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended."""
+    """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended.
+
+    A reader drains the track from the moment it starts (aiortc's track queue is unbounded), and the
+    feeder hands everything that arrived since its last trip to the worker in one batch. So a session
+    that falls behind catches up in a few large steps instead of letting packets queue, and if it is
+    more than ``MAX_BACKLOG_S`` behind, the oldest audio is dropped: the delay stays bounded.
+    """
+    inbox = AudioInbox()
+    reader = asyncio.ensure_future(_read_track(track, inbox))
+    try:
+        return await _feed_from(session, inbox)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+class AudioInbox:
+    """Frames read from a track and not yet fed, with the reader's verdict when it stops."""
+
+    def __init__(self) -> None:
+        self.frames: deque[Arrived] = deque()
+        self.ready = asyncio.Event()
+        self.ended: str | None = None
+        self.dropped_s = 0.0
+
+    def put(self, frame: av.AudioFrame) -> None:
+        """Stores a frame; drops the oldest past ``MAX_BACKLOG_S`` of audio."""
+        self.frames.append(Arrived(frame, time.monotonic()))
+        while sum(a.frame.samples / a.frame.sample_rate for a in self.frames) > MAX_BACKLOG_S:
+            old = self.frames.popleft()
+            self.dropped_s += old.frame.samples / old.frame.sample_rate
+        self.ready.set()
+
+    def take(self) -> list[Arrived]:
+        """Everything stored, oldest first."""
+        batch = list(self.frames)
+        self.frames.clear()
+        self.ready.clear()
+        return batch
+
+
+async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
+    try:
+        while True:
+            inbox.put(await track.recv())
+    except MediaStreamError:
+        inbox.ended = "the client's audio track ended"
+        inbox.ready.set()
+
+
+async def _feed_from(session: AvatarSession, inbox: AudioInbox) -> str:
     filler = SilenceFiller()
     last_heard = time.monotonic()
     while True:
         try:
-            frame = await asyncio.wait_for(track.recv(), STARVED_AFTER_S)
+            await asyncio.wait_for(inbox.ready.wait(), STARVED_AFTER_S)
         except asyncio.TimeoutError:
             if time.monotonic() - last_heard > VANISHED_AFTER_S:
                 return f"no audio from the client for {VANISHED_AFTER_S:.0f} s"
@@ -111,8 +171,10 @@ async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
             if gap_s > 0:
                 await session.feed(silence(gap_s))
             continue
-        except MediaStreamError:
-            return "the client's audio track ended"
-        last_heard = time.monotonic()
-        filler.heard()
-        await session.feed(frame)
+        batch = inbox.take()
+        if batch:
+            last_heard = time.monotonic()
+            filler.heard()
+            await session.feed_batch(batch)
+        if inbox.ended is not None:
+            return inbox.ended

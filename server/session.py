@@ -27,7 +27,7 @@ from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 
-from .ingest import AudioFrontEnd
+from .ingest import Arrived, AudioFrontEnd
 from .metrics import Metrics
 from .tasks import TaskOwner
 from .frames import FrameComposer
@@ -50,11 +50,10 @@ class HeldVoice:
 
 @dataclass(frozen=True)
 class Processed:
-    """What the worker thread returns for one input frame."""
+    """What the worker thread returns for a batch of input frames."""
 
-    voice: list[av.AudioFrame]
+    held: list[HeldVoice]
     poses: list[FramePose]
-    samples_seen: int
 
 
 class AvatarSession:
@@ -126,27 +125,35 @@ class AvatarSession:
 
     async def feed(self, frame: av.AudioFrame) -> None:
         """Runs one input audio frame through the pipeline and releases whatever it completes."""
-        arrived_s = time.monotonic()
+        await self.feed_batch([Arrived(frame, time.monotonic())])
+
+    async def feed_batch(self, batch: list[Arrived]) -> None:
+        """Like ``feed`` for several frames in one trip to the worker (used when input piles up)."""
         loop = asyncio.get_running_loop()
-        done = await loop.run_in_executor(self._motion_worker, self._process, frame)
-        for voice in done.voice:
-            self._held.append(HeldVoice(done.samples_seen, voice, arrived_s))
+        done = await loop.run_in_executor(self._motion_worker, self._process, batch)
+        self._held.extend(done.held)
         if done.poses:
             self._offer(done.poses)
         lead_limit = self._newest_ready - MAX_VOICE_LEAD_FRAMES
         if lead_limit >= 0:
             self._release_voice(self.clock.frame_end(lead_limit))
 
-    def _process(self, frame: av.AudioFrame) -> Processed:
-        """Worker thread: resample and advance the motion pipeline."""
-        start = time.thread_time()
-        converted = self._front_end.convert(frame)
-        mid = time.thread_time()
-        poses = self._pipeline.push(converted.pipeline)
-        end = time.thread_time()
-        self._metrics.stage_cpu.labels("resample").inc(mid - start)
-        self._metrics.stage_cpu.labels("motion").inc(end - mid)
-        return Processed(converted.voice, poses, self._pipeline.samples_seen)
+    def _process(self, batch: list[Arrived]) -> Processed:
+        """Worker thread: resample and advance the motion pipeline, frame by frame."""
+        held, poses = [], []
+        resample_s = motion_s = 0.0
+        for item in batch:
+            start = time.thread_time()
+            converted = self._front_end.convert(item.frame)
+            mid = time.thread_time()
+            poses += self._pipeline.push(converted.pipeline)
+            resample_s += mid - start
+            motion_s += time.thread_time() - mid
+            end_sample = self._pipeline.samples_seen
+            held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in converted.voice]
+        self._metrics.stage_cpu.labels("resample").inc(resample_s)
+        self._metrics.stage_cpu.labels("motion").inc(motion_s)
+        return Processed(held, poses)
 
     def _offer(self, poses: list[FramePose]) -> None:
         skipped = len(poses) - 1 + (self._pending_pose is not None)

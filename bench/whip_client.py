@@ -18,6 +18,7 @@ import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.reformatter import VideoReformatter
 
 from bench.receive_buffers import receive_like_a_browser
 
@@ -90,6 +91,7 @@ FrameProbe = Callable[[np.ndarray], float]
 async def _read_video(
     track: MediaStreamTrack, out: Received, keep_frames: bool, probe: FrameProbe | None
 ) -> None:
+    converter = VideoReformatter()  # a fresh frame.reformat would rebuild its scaler every frame
     while True:
         try:
             frame = await track.recv()
@@ -99,7 +101,9 @@ async def _read_video(
         out.video_pts.append(frame.pts)
         out.video_size = (frame.width, frame.height)
         if keep_frames or probe is not None:
-            small = frame.reformat(width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24")
+            small = converter.reformat(
+                frame, width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24"
+            )
             image = small.to_ndarray()
             if probe is not None:
                 out.probes.append(probe(image))

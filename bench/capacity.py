@@ -1,8 +1,12 @@
-"""Capacity and overload on this machine: N concurrent speaking sessions over real WebRTC on loopback.
+"""Capacity and overload on this machine: N concurrent speaking sessions over real WebRTC on
+loopback.
 
-For each N, N independent clients (one process, as a separate machine would be) send the onset train at
-once. Reported per N: the lowest per-session fps, frames dropped as a share of frames due, lip latency
-p95 over all sessions, and server CPU (cores) and memory per session. Then an overload step at 2x the
+For each N, N independent clients (one process, as a separate machine would be) send the onset
+train at
+once. Reported per N: the lowest per-session fps, frames dropped as a share of frames due, lip
+latency
+p95 over all sessions, and server CPU (cores) and memory per session. Then an overload step at 2x
+the
 largest passing N, followed by a single session to show recovery.
 
     python -m bench.capacity --max-sessions 6 --onsets 40
@@ -61,8 +65,12 @@ def measure(args: argparse.Namespace, sessions: int) -> dict[str, object]:
 def passes(row: dict[str, object]) -> bool:
     """The issue's bar: ≥ 24 fps each, < 1 % dropped, p95 lips within 150 ms."""
     p95 = row["latency_p95_ms_worst"]
-    return (row["min_fps"] >= MIN_FPS and row["drop_share"] < MAX_DROP_SHARE
-            and p95 is not None and p95 <= LATENCY_BOUND_MS)
+    return (
+        row["min_fps"] >= MIN_FPS
+        and row["drop_share"] < MAX_DROP_SHARE
+        and p95 is not None
+        and p95 <= LATENCY_BOUND_MS
+    )
 
 
 def main() -> None:
@@ -84,11 +92,14 @@ def main() -> None:
     overload = measure(args, max(2 * best, 2))
     recovery = measure(args, 1)
     report = {
-        "driver": args.driver, "largest_passing_sessions": best, "steps": rows,
-        "overload": overload, "recovery_single_session": recovery,
+        "driver": args.driver,
+        "largest_passing_sessions": best,
+        "steps": rows,
+        "overload": overload,
+        "recovery_single_session": recovery,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "command": f"python -m bench.capacity --max-sessions {args.max_sessions} "
-                   f"--onsets {args.onsets} --driver {args.driver}",
+        f"--onsets {args.onsets} --driver {args.driver}",
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"capacity-{args.driver}.json").write_text(json.dumps(report, indent=1))

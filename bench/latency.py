@@ -1,9 +1,12 @@
 """Glass-to-glass latency and A/V offset on loopback, measured at an independent aiortc client.
 
 A client sends syllables with sharp onsets ("pa", "ma", "ba", "ah") over WHIP and records what comes
-back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip gap, from the frame
-pixels) opens after an onset, minus the time that onset's packet left the client. A/V offset = arrival of
-the returned voice's onset minus arrival of the lips' opening. Server-side stages come from /metrics.
+back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip gap, from the
+frame
+pixels) opens after an onset, minus the time that onset's packet left the client. A/V offset =
+arrival of
+the returned voice's onset minus arrival of the lips' opening. Server-side stages come from
+/metrics.
 
     python -m bench.latency --onsets 200 [--driver learned] [--sessions 1]
 """
@@ -23,7 +26,7 @@ import numpy as np
 from bench.mouth import mouth_openings
 from bench.server_process import ServerProcess, metric, metrics_text
 from bench.voices import RATE_HZ, onset_train
-from bench.whip_client import SEND_FRAME_SAMPLES, WebRtcClient
+from bench.whip_client import WebRtcClient
 
 PERIOD_S = 0.8  # one onset every 0.8 s: the mouth closes fully in between
 SEARCH_S = 0.6  # look this long after an onset for the lips and the voice
@@ -36,12 +39,17 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "n": 0}
     a = np.asarray(values) * 1000
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "n": len(values)}
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "n": len(values),
+    }
 
 
 def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> dict[str, object]:
-    """Per-onset lip latency and A/V offset from what ``client`` sent and the measured ``openings``."""
+    """Per-onset lip latency and A/V offset from what ``client`` sent and the measured
+    ``openings``."""
     assert client.voice is not None
     received = client.received
     valid = openings[~np.isnan(openings)]
@@ -63,9 +71,14 @@ def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> di
             if voice.any():
                 offsets.append(audio_at[np.argmax(voice)] - lips_at)
     face_rate = float(np.mean(~np.isnan(openings))) if len(openings) else 0.0
-    return {"latency_ms": _percentiles(latencies), "av_offset_ms": _percentiles(offsets),
-            "latencies_s": latencies, "offsets_s": offsets, "face_found_rate": face_rate,
-            "frames": len(openings)}
+    return {
+        "latency_ms": _percentiles(latencies),
+        "av_offset_ms": _percentiles(offsets),
+        "latencies_s": latencies,
+        "offsets_s": offsets,
+        "face_found_rate": face_rate,
+        "frames": len(openings),
+    }
 
 
 def _stage_means(url: str) -> dict[str, float]:
@@ -89,9 +102,14 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
         await client.close()
     results = [analyse(c, onsets, mouth_openings(c.received.frames)) for c in clients]
     fps = [c.received.fps(c.received.video_at[0] + 1, c.received.video_at[-1]) for c in clients]
-    return {"per_session": results, "fps": fps, "server": _stage_means(url),
-            "voice_hold_ms_mean": 1000 * metric(url, "lipstream_pipeline_delay_seconds_sum")
-            / max(metric(url, "lipstream_pipeline_delay_seconds_count"), 1)}
+    return {
+        "per_session": results,
+        "fps": fps,
+        "server": _stage_means(url),
+        "voice_hold_ms_mean": 1000
+        * metric(url, "lipstream_pipeline_delay_seconds_sum")
+        / max(metric(url, "lipstream_pipeline_delay_seconds_count"), 1),
+    }
 
 
 def main() -> None:
@@ -103,15 +121,29 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=25)
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp()) / "server.log"
-    with ServerProcess(log, "--driver", args.driver, "--fps", str(args.fps),
-                       "--max-sessions", str(max(args.sessions, 4))) as url:
+    with ServerProcess(
+        log,
+        "--driver",
+        args.driver,
+        "--fps",
+        str(args.fps),
+        "--max-sessions",
+        str(max(args.sessions, 4)),
+    ) as url:
         started = time.time()
         result = asyncio.run(run(url, args.onsets, args.sessions))
-    result.update({"driver": args.driver, "fps_configured": args.fps, "onsets": args.onsets,
-                   "sessions": args.sessions, "machine": f"{platform.machine()}, "
-                   f"{__import__('os').cpu_count()} cores", "started": started,
-                   "command": f"python -m bench.latency --onsets {args.onsets} --sessions "
-                   f"{args.sessions} --driver {args.driver}"})
+    result.update(
+        {
+            "driver": args.driver,
+            "fps_configured": args.fps,
+            "onsets": args.onsets,
+            "sessions": args.sessions,
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+            "started": started,
+            "command": f"python -m bench.latency --onsets {args.onsets} --sessions "
+            f"{args.sessions} --driver {args.driver}",
+        }
+    )
     for session in result["per_session"]:
         session.pop("offsets_s")
         session.pop("latencies_s")

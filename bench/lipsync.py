@@ -1,9 +1,12 @@
 """Lip sync with real human speech, measured at an independent client over WHIP on loopback.
 
-Real LibriSpeech speakers (../shared/data/librispeech, CC BY 4.0, Panayotov et al. 2015) are sent to the
+Real LibriSpeech speakers (../shared/data/librispeech, CC BY 4.0, Panayotov et al. 2015) are sent
+to the
 server; the client measures, from the returned frames' pixels (MediaPipe inner-lip gap over face
-height), how well mouth opening follows the loudness of the voice it sent (Pearson r at the best lag,
-which is also the lips' delay), whether a face is found in every frame, the fps, and the returned voice's
+height), how well mouth opening follows the loudness of the voice it sent (Pearson r at the best
+lag,
+which is also the lips' delay), whether a face is found in every frame, the fps, and the returned
+voice's
 offset from the lips (cross-correlation of the returned voice's loudness with the lips).
 
     python -m bench.lipsync --clips 6 [--driver learned]
@@ -55,8 +58,9 @@ def loudness_db(samples: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return out
 
 
-def best_lag(openings: np.ndarray, arrival: np.ndarray, sent_at: np.ndarray,
-             samples: np.ndarray) -> tuple[float, float]:
+def best_lag(
+    openings: np.ndarray, arrival: np.ndarray, sent_at: np.ndarray, samples: np.ndarray
+) -> tuple[float, float]:
     """(r, lag_s): the lag at which mouth opening best follows the sent voice's loudness."""
     sent_end = (np.arange(len(sent_at)) + 1) * SEND_FRAME_SAMPLES
     best = (-1.0, 0.0)
@@ -73,8 +77,9 @@ def best_lag(openings: np.ndarray, arrival: np.ndarray, sent_at: np.ndarray,
     return best
 
 
-def voice_offset(openings: np.ndarray, video_at: np.ndarray, audio_at: np.ndarray,
-                 audio_rms: np.ndarray) -> float:
+def voice_offset(
+    openings: np.ndarray, video_at: np.ndarray, audio_at: np.ndarray, audio_rms: np.ndarray
+) -> float:
     """Seconds the returned voice trails the returned lips (negative: voice first)."""
     grid = np.arange(max(video_at[0], audio_at[0]), min(video_at[-1], audio_at[-1]), 0.01)
     lips = np.interp(grid, video_at, np.nan_to_num(openings, nan=np.nanmin(openings)))
@@ -104,9 +109,10 @@ async def measure(url: str, samples: np.ndarray) -> dict[str, float]:
     return {
         "pearson_r_open_vs_loudness": r,
         "lips_lag_ms_at_best_r": 1000 * lag,
-        "voice_after_lips_ms": 1000 * voice_offset(openings, arrival,
-                                                   np.asarray(received.audio_at),
-                                                   np.asarray(received.audio_rms)),
+        "voice_after_lips_ms": 1000
+        * voice_offset(
+            openings, arrival, np.asarray(received.audio_at), np.asarray(received.audio_rms)
+        ),
         "face_found_rate": float(np.mean(~np.isnan(openings))),
         "fps": received.fps(arrival[0] + 1.0, arrival[-1]),
         "frame_size": f"{width}x{height}",
@@ -124,9 +130,15 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "server.log"
     with ServerProcess(log, "--driver", args.driver) as url:
         result = asyncio.run(measure(url, samples))
-    result.update({"driver": args.driver, "clips": names, "speech_s": len(samples) / SEND_RATE_HZ,
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                   "command": f"python -m bench.lipsync --clips {args.clips} --driver {args.driver}"})
+    result.update(
+        {
+            "driver": args.driver,
+            "clips": names,
+            "speech_s": len(samples) / SEND_RATE_HZ,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "command": f"python -m bench.lipsync --clips {args.clips} --driver {args.driver}",
+        }
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"lipsync-{args.driver}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

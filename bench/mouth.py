@@ -1,6 +1,8 @@
-"""Mouth opening measured from pixels with MediaPipe face mesh, the same way on renders and real video.
+"""Mouth opening measured from pixels with MediaPipe face mesh, the same way on renders and real
+video.
 
-Opening = inner-lip gap (landmarks 13-14) over face height (landmarks 10-152), the measure the issues
+Opening = inner-lip gap (landmarks 13-14) over face height (landmarks 10-152), the measure the
+issues
 state their floors in. Used by the tests and the bench harnesses; never by the server.
 """
 
@@ -30,7 +32,9 @@ class MouthMeter:
         points = result.multi_face_landmarks[0].landmark
         height, width = frame.shape[:2]
         pick = (UPPER_INNER_LIP, LOWER_INNER_LIP, FOREHEAD, CHIN)
-        upper, lower, top, chin = (np.array([points[i].x * width, points[i].y * height]) for i in pick)
+        upper, lower, top, chin = (
+            np.array([points[i].x * width, points[i].y * height]) for i in pick
+        )
         return float(np.linalg.norm(upper - lower) / np.linalg.norm(top - chin))
 
     def close(self) -> None:
@@ -63,7 +67,8 @@ def frame_loudness(
 def best_lag_correlation(
     signal: np.ndarray, reference: np.ndarray, max_lag: int
 ) -> tuple[float, int]:
-    """Pearson r of ``signal`` against ``reference`` at the best lag in frames (positive: signal late)."""
+    """Pearson r of ``signal`` against ``reference`` at the best lag in frames (positive: signal
+    late)."""
     best = (-1.0, 0)
     for lag in range(-max_lag, max_lag + 1):
         a = signal[max(lag, 0) : len(signal) + min(lag, 0)]

@@ -1,6 +1,7 @@
 """Receive buffers that make the aiortc test client behave like a browser when it measures latency.
 
-aiortc's video jitter buffer emits a frame only when the first packet of the *next* frame arrives, one
+aiortc's video jitter buffer emits a frame only when the first packet of the *next* frame arrives,
+one
 frame interval (40 ms at 25 fps) after the frame was complete; browsers complete a frame on the RTP
 marker bit. Its audio buffer prefetches four packets. Without these replacements the client would
 report 40-80 ms that no browser viewer sees.
@@ -12,7 +13,6 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
-
 from lipstream.server.low_latency import ImmediateAudioBuffer
 
 MAX_PENDING_PACKETS = 1024  # a frame larger than this was lost in pieces; start again at a keyframe
@@ -49,7 +49,9 @@ class MarkerVideoBuffer:
     def _collect(self, marker: RtpPacket) -> tuple[list[RtpPacket], int]:
         frame = []
         sequence = marker.sequence_number
-        while (found := self._packets.get(sequence)) is not None and found.timestamp == marker.timestamp:
+        while (
+            found := self._packets.get(sequence)
+        ) is not None and found.timestamp == marker.timestamp:
             frame.append(found)
             sequence = uint16_add(sequence, -1)
         return frame[::-1], sequence

@@ -1,6 +1,7 @@
-"""Takes the README's picture: the talk page in headless Chromium, speaking through a fake microphone.
+"""Takes the README's picture: the talk page in headless Chromium, speaking through a fake
+microphone.
 
-    python -m bench.screenshot docs/talk-page.png
+python -m bench.screenshot docs/talk-page.png
 """
 
 from __future__ import annotations
@@ -21,21 +22,26 @@ from tests.chromium import Chromium, find_chromium
 SPEECH = "Hello! I am your avatar. Every word you say moves my lips, in real time."
 
 
-async def shoot(url: str, voice: Path, out: Path) -> None:
-    """Opens the talk page, lets it speak for a few seconds, and saves a PNG."""
-    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-             f"--use-file-for-fake-audio-capture={voice}", "--window-size=1100,760"]
+async def shoot(url: str, voice: Path) -> bytes:
+    """Opens the talk page, lets it speak for a few seconds, and returns a PNG."""
+    flags = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={voice}",
+        "--window-size=1100,760",
+    ]
     async with Chromium(find_chromium() or "chromium", flags) as browser:
         await browser.call("Page.navigate", url=f"{url}/?autostart=1")
         for _ in range(40):
             await asyncio.sleep(0.25)
             done = await browser.evaluate(
                 "window.lipstream && window.lipstream.activity.report().framesDecoded > 60"
-                " && window.lipstream.activity.lastDiff > 0.5")
+                " && window.lipstream.activity.lastDiff > 0.5"
+            )
             if done:
                 break
         shot = await browser.call("Page.captureScreenshot", format="png")
-        out.write_bytes(base64.b64decode(shot["data"]))
+        return base64.b64decode(shot["data"])
 
 
 def main() -> None:
@@ -50,7 +56,7 @@ def main() -> None:
         w.setframerate(RATE_HZ)
         w.writeframes((samples * 26000).astype(np.int16).tobytes())
     with ServerProcess(folder / "server.log") as url:
-        asyncio.run(shoot(url, voice, out))
+        out.write_bytes(asyncio.run(shoot(url, voice)))
     print(out)
 
 

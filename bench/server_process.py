@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``with ServerProcess(log, "--driver", "loudness") as url:`` runs a server until the block ends."""
+    """``with ServerProcess(log, "--driver", "loudness") as url:`` runs a server until the block
+    ends."""
 
     def __init__(self, log: Path, *args: str) -> None:
         self.port = free_port()
@@ -33,8 +34,17 @@ class ServerProcess:
 
     def start(self) -> str:
         """Starts the server and waits until /healthz answers; returns the base URL."""
-        command = [sys.executable, "-m", "lipstream.server.cli", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), *self._args]
+        command = [
+            sys.executable,
+            "-m",
+            "lipstream.server.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self._args,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
@@ -81,7 +91,8 @@ def metrics_text(url: str) -> str:
 
 
 def metric(url: str, name: str, labels: str = "") -> float:
-    """One sample from /metrics, e.g. ``metric(url, "lipstream_stage_cpu_seconds_total", 'stage="render"')``."""
+    """One sample from /metrics, e.g. ``metric(url, "lipstream_stage_cpu_seconds_total",
+    'stage="render"')``."""
     key = f"{name}{{{labels}}}" if labels else name
     for line in metrics_text(url).splitlines():
         if line.startswith(key + " "):

@@ -1,7 +1,8 @@
 """Soak: one session for a long time; does memory, latency or the A/V offset drift?
 
 An independent client sends the onset train continuously and measures every returned frame's mouth
-opening as it arrives (MediaPipe, nothing stored), so the run can last 30 minutes. Reported per block of
+opening as it arrives (MediaPipe, nothing stored), so the run can last 30 minutes. Reported per
+block of
 minutes: lip latency p50/p95, A/V offset median, fps, and the server's resident memory.
 
     python -m bench.soak --minutes 30 [--driver learned]
@@ -37,10 +38,13 @@ def block_summary(client: WebRtcClient, onsets: list[int], start: float, end: fl
     chosen = [o for o in onsets if start <= client.voice.send_time(o) < end]
     result = analyse(client, chosen, np.asarray(client.received.probes, dtype=np.float32))
     offsets = result["offsets_s"]
-    return {"from_s": start - client.voice.started_at, "onsets": len(chosen),
-            "latency_ms": result["latency_ms"],
-            "fps": client.received.fps(start, min(end, client.received.video_at[-1])),
-            "av_offset_median_ms": 1000 * float(np.median(offsets)) if offsets else None}
+    return {
+        "from_s": start - client.voice.started_at,
+        "onsets": len(chosen),
+        "latency_ms": result["latency_ms"],
+        "fps": client.received.fps(start, min(end, client.received.video_at[-1])),
+        "av_offset_median_ms": 1000 * float(np.median(offsets)) if offsets else None,
+    }
 
 
 async def soak(url: str, pid: int, minutes: float) -> dict:
@@ -59,11 +63,16 @@ async def soak(url: str, pid: int, minutes: float) -> dict:
     meter.close()
     assert client.voice is not None and client.voice.started_at is not None
     t0 = client.voice.started_at
-    blocks = [block_summary(client, onsets, t0 + s, t0 + s + BLOCK_S)
-              for s in np.arange(0, minutes * 60, BLOCK_S)]
+    blocks = [
+        block_summary(client, onsets, t0 + s, t0 + s + BLOCK_S)
+        for s in np.arange(0, minutes * 60, BLOCK_S)
+    ]
     settled = [m for t, m in memory if t - t0 > 60]
-    return {"blocks": blocks, "rss_mb": [m for _, m in memory],
-            "rss_growth_after_first_minute": (settled[-1] / settled[0] - 1) if settled else None}
+    return {
+        "blocks": blocks,
+        "rss_mb": [m for _, m in memory],
+        "rss_growth_after_first_minute": (settled[-1] / settled[0] - 1) if settled else None,
+    }
 
 
 def main() -> None:
@@ -76,9 +85,14 @@ def main() -> None:
     with server as url:
         assert server.process is not None
         result = asyncio.run(soak(url, server.process.pid, args.minutes))
-    result.update({"driver": args.driver, "minutes": args.minutes,
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                   "command": f"python -m bench.soak --minutes {args.minutes:g} --driver {args.driver}"})
+    result.update(
+        {
+            "driver": args.driver,
+            "minutes": args.minutes,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "command": f"python -m bench.soak --minutes {args.minutes:g} --driver {args.driver}",
+        }
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"soak-{args.driver}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

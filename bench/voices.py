@@ -31,13 +31,16 @@ def trim(samples: np.ndarray) -> np.ndarray:
     return samples[loud[0] : loud[-1] + 1] if len(loud) else samples
 
 
-JITTER_S = 0.05  # random shift of each onset, so onsets fall at every phase of the 40 ms video frame
+JITTER_S = (
+    0.05  # random shift of each onset, so onsets fall at every phase of the 40 ms video frame
+)
 
 
 def onset_train(
     syllables: list[str], count: int, period_s: float, seed: int = 0
 ) -> tuple[np.ndarray, list[int]]:
-    """``count`` syllables about ``period_s`` apart, each starting sharply; returns samples and onsets."""
+    """``count`` syllables about ``period_s`` apart, each starting sharply; returns samples and
+    onsets."""
     clips = [trim(espeak(s)) for s in syllables]
     period = int(period_s * RATE_HZ)
     shifts = np.random.default_rng(seed).integers(0, int(JITTER_S * RATE_HZ), count)

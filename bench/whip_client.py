@@ -24,11 +24,14 @@ from bench.receive_buffers import receive_like_a_browser
 
 SEND_RATE_HZ = 48_000
 SEND_FRAME_SAMPLES = SEND_RATE_HZ // 50  # 20 ms, as a browser sends
-KEPT_FRAME_SIZE = 256  # received frames are kept downscaled to this square, enough for face landmarks
+KEPT_FRAME_SIZE = (
+    256  # received frames are kept downscaled to this square, enough for face landmarks
+)
 
 
 class PacedVoiceTrack(MediaStreamTrack):
-    """Plays a mono float32 48 kHz array in real time, then silence; records each frame's send time."""
+    """Plays a mono float32 48 kHz array in real time, then silence; records each frame's send
+    time."""
 
     kind = "audio"
 
@@ -45,7 +48,8 @@ class PacedVoiceTrack(MediaStreamTrack):
             raise MediaStreamError
         if self.started_at is None:
             self.started_at = time.monotonic()
-        # A microphone can send 20 ms of audio only once it has captured them: frame i leaves at the end
+        # A microphone can send 20 ms of audio only once it has captured them: frame i leaves at
+        # the end
         # of its interval, never before.
         due = self.started_at + (self._index + 1) * SEND_FRAME_SAMPLES / SEND_RATE_HZ
         await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -129,7 +133,8 @@ class WebRtcClient:
     def __init__(
         self, base_url: str, keep_frames: bool = True, probe: FrameProbe | None = None
     ) -> None:
-        """``keep_frames`` keeps every frame (downscaled); ``probe`` keeps only probe(frame) instead."""
+        """``keep_frames`` keeps every frame (downscaled); ``probe`` keeps only probe(frame)
+        instead."""
         self.base_url = base_url.rstrip("/")
         self.keep_frames = keep_frames
         self.probe = probe

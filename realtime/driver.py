@@ -10,7 +10,8 @@ import numpy as np
 class MouthDriver(Protocol):
     """Turns 16 kHz mono audio into mouth parameters, one row per video frame.
 
-    A driver is stateful and owned by one session; call it from one thread at a time. It is timed by the
+    A driver is stateful and owned by one session; call it from one thread at a time. It is timed
+    by the
     samples it has been given, never by the wall clock.
 
     Attributes:

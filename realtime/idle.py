@@ -1,6 +1,7 @@
 """Blinks and small head motion, so a silent avatar looks alive rather than frozen.
 
-Both are pure functions of the frame index, so a replayed session (or ``lipstream render``) blinks at
+Both are pure functions of the frame index, so a replayed session (or ``lipstream render``) blinks
+at
 the same frames, and there is no state to carry or reset.
 """
 
@@ -16,7 +17,8 @@ SWAY_PERIODS_S = (5.3, 7.9, 11.3)  # incommensurate, so the motion never visibly
 
 
 def _slot_offset_s(slot: int, seed: int) -> float:
-    """Deterministic pseudo-random blink time inside one slot (a small integer hash, no RNG state)."""
+    """Deterministic pseudo-random blink time inside one slot (a small integer hash, no RNG
+    state)."""
     h = (slot * 2654435761 + seed * 40503) & 0xFFFFFFFF
     h ^= h >> 15
     h = (h * 2246822519) & 0xFFFFFFFF
@@ -36,7 +38,8 @@ def blink_at(time_s: float, seed: int = 0) -> float:
 def head_at(time_s: float, seed: int = 0) -> np.ndarray:
     """Idle head pose ``(3,)`` float32: dx, dy in face heights and roll in radians.
 
-    The same sway plays whether or not someone speaks: switching amplitude with the speech flag would
+    The same sway plays whether or not someone speaks: switching amplitude with the speech flag
+    would
     make the head jump.
     """
     p1, p2, p3 = SWAY_PERIODS_S

@@ -1,7 +1,9 @@
 """The loudness driver: mouth opening from the voice's level.
 
-It needs no model and almost no CPU, so it is the fallback on weak machines and the baseline the learned
-driver must beat (on held-out GRID clips it reaches r = 0.52-0.57 against real lips). It only opens and
+It needs no model and almost no CPU, so it is the fallback on weak machines and the baseline the
+learned
+driver must beat (on held-out GRID clips it reaches r = 0.52-0.57 against real lips). It only opens
+and
 closes the mouth; it cannot round or spread the lips.
 """
 
@@ -15,9 +17,13 @@ from .pose import N_MOUTH_PARAMS
 MAX_OPEN_FACE_HEIGHTS = 0.085  # a loud vowel; GRID s1's widest /aa/ is about 0.09
 SPEECH_ABOVE_FLOOR_DB = 9.0  # level above the noise floor where the mouth starts to open
 MIN_RANGE_DB = 18.0  # floor-to-peak span that maps onto closed..fully open
-FLOOR_RISE_DB_PER_S = 1.5  # the floor follows slowly rising noise, and drops at once to quieter input
+FLOOR_RISE_DB_PER_S = (
+    1.5  # the floor follows slowly rising noise, and drops at once to quieter input
+)
 PEAK_DECAY_DB_PER_S = 2.0  # the peak forgets a shout within ~10 s
-RELEASE_PER_FRAME = 0.55  # closing is eased over ~2 frames; opening follows at once (onsets stay sharp)
+RELEASE_PER_FRAME = (
+    0.55  # closing is eased over ~2 frames; opening follows at once (onsets stay sharp)
+)
 SILENCE_DB = -90.0
 
 

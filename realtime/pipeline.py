@@ -1,6 +1,7 @@
 """Audio in, one ``FramePose`` per video frame out: the stateful half of the avatar pipeline.
 
-The pipeline is split where frames may be dropped. Everything here is cheap and runs for every frame,
+The pipeline is split where frames may be dropped. Everything here is cheap and runs for every
+frame,
 because drivers carry state from frame to frame. Rendering (``realtime/render.py``) is stateless per
 frame, so a session that falls behind renders only the newest pose and skips the rest.
 """
@@ -19,7 +20,8 @@ SILENCE_CLOSE_PER_FRAME = 0.5  # the mouth eases shut over two frames once the V
 
 
 class MotionPipeline:
-    """Feeds a driver and the VAD, and stamps each emitted mouth row with its frame index and idle motion.
+    """Feeds a driver and the VAD, and stamps each emitted mouth row with its frame index and idle
+    motion.
 
     Owned by one session and called from that session's single worker thread.
     """
@@ -44,7 +46,8 @@ class MotionPipeline:
         return self._samples_seen
 
     def push(self, audio: np.ndarray) -> list[FramePose]:
-        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames this audio completed."""
+        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames this audio
+        completed."""
         self._samples_seen += len(audio)
         self._vad.push(audio)
         poses = []
@@ -67,7 +70,8 @@ class MotionPipeline:
     def _gate(self, mouth: np.ndarray, speaking: bool) -> np.ndarray:
         """Eases the mouth to rest while the VAD hears no speech.
 
-        Whatever a driver makes of breath, hum or fan noise, a mouth that moves while nobody speaks is
+        Whatever a driver makes of breath, hum or fan noise, a mouth that moves while nobody speaks
+        is
         the most jarring error; the VAD's 200 ms hang-over keeps it from clipping word endings.
         """
         target = 1.0 if speaking else 0.0

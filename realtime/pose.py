@@ -1,7 +1,8 @@
 """What the motion stage hands the renderer for one video frame.
 
 The mouth is described by a few geometric parameters measured the same way on real faces (GRID
-landmarks, for training) and on our renders (for evaluation), so a model trained on one drives the other
+landmarks, for training) and on our renders (for evaluation), so a model trained on one drives the
+other
 without a hand-made mapping. All lengths are in units of face height: the distance between MediaPipe
 face-mesh landmarks 10 (top of forehead) and 152 (chin).
 """
@@ -16,7 +17,8 @@ MOUTH_PARAMS: tuple[str, ...] = ("open", "width")
 """Order of the columns of every mouth-parameter array.
 
 - ``open``: inner-lip gap, landmarks 13-14, in face heights; 0 is closed, ~0.12 is wide open.
-- ``width``: mouth-corner distance (landmarks 61-291) minus the speaker's rest value, in face heights;
+- ``width``: mouth-corner distance (landmarks 61-291) minus the speaker's rest value, in face
+heights;
   negative is rounded (/uw/), positive is spread (/iy/).
 """
 N_MOUTH_PARAMS = len(MOUTH_PARAMS)

@@ -1,6 +1,7 @@
 """Voice activity on the sample clock, from webrtcvad.
 
-The speech flag does not move the mouth (the driver does); it tells the idle motion whether someone is
+The speech flag does not move the mouth (the driver does); it tells the idle motion whether someone
+is
 talking and lets the loudness driver ignore noise. webrtcvad judges 20 ms blocks of 16-bit PCM.
 """
 
@@ -15,14 +16,17 @@ from .clock import SAMPLE_RATE_HZ
 
 BLOCK_SAMPLES = SAMPLE_RATE_HZ * 20 // 1000  # webrtcvad accepts 10, 20 or 30 ms blocks
 AGGRESSIVENESS = 2  # 0..3; 2 rejects steady fan noise yet keeps soft consonants on a laptop mic
-HANGOVER_SAMPLES = SAMPLE_RATE_HZ * 200 // 1000  # speech stays "on" across short pauses between words
+HANGOVER_SAMPLES = (
+    SAMPLE_RATE_HZ * 200 // 1000
+)  # speech stays "on" across short pauses between words
 HISTORY_BLOCKS = 150  # 3 s of flags: far more than any frame + look-ahead query needs
 
 
 class VoiceActivity:
     """Streaming speech/non-speech flags indexed by input sample.
 
-    Feed audio with ``push``; ask ``is_speech(start, end)`` about any recent span of samples. Call from one
+    Feed audio with ``push``; ask ``is_speech(start, end)`` about any recent span of samples. Call
+    from one
     thread at a time.
     """
 
@@ -44,7 +48,8 @@ class VoiceActivity:
         self._pending = self._pending[n_blocks * BLOCK_SAMPLES :]
 
     def is_speech(self, start_sample: int, end_sample: int) -> bool:
-        """Whether speech was heard in ``[start - hangover, end)``, as far as audio has been seen."""
+        """Whether speech was heard in ``[start - hangover, end)``, as far as audio has been
+        seen."""
         first_block = max(0, (start_sample - HANGOVER_SAMPLES) // BLOCK_SAMPLES)
         last_block = min(self._blocks_seen, -(-end_sample // BLOCK_SAMPLES))
         oldest_kept = self._blocks_seen - len(self._flags)

@@ -1,10 +1,13 @@
 """Two process-wide adjustments to aiortc for the avatar's hot path, each measured in the profile.
 
-1. ``aiortc.rtp.compute_audio_level_dbov`` walks every sample of every outgoing audio frame in a Python
-   loop on the event-loop thread (RFC 6465 audio level, aiortc 1.16 ``rtp.py``): 15 % of that thread with
+1. ``aiortc.rtp.compute_audio_level_dbov`` walks every sample of every outgoing audio frame in a
+Python
+   loop on the event-loop thread (RFC 6465 audio level, aiortc 1.16 ``rtp.py``): 15 % of that
+   thread with
    four sessions. The numpy version below computes the same RFC 6465 value.
 2. aiortc lets VP8 climb to 1.5 Mbps (H.264 to 3 Mbps) on a good link. A 512x512 talking head over a
-   still background looks the same at 800 kbps, and every extra packet costs an SRTP call and a send on
+   still background looks the same at 800 kbps, and every extra packet costs an SRTP call and a
+   send on
    the event loop, which the sessions share.
 """
 

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
-
 from lipstream.avatar import AvatarError, default_photo
 
 from . import aiortc_tuning
@@ -46,9 +45,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     state = request.app[ServerState.KEY]
-    return web.Response(
-        body=state.metrics.exposition(), content_type="text/plain", charset="utf-8"
-    )
+    return web.Response(body=state.metrics.exposition(), content_type="text/plain", charset="utf-8")
 
 
 async def config(request: web.Request) -> web.Response:
@@ -85,9 +82,7 @@ async def upload_avatar(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=exc.status)
     except AvatarError as exc:
         return web.json_response({"error": str(exc)}, status=422)
-    return web.json_response(
-        {"id": built.avatar_id, "notes": list(built.notes)}, status=201
-    )
+    return web.json_response({"id": built.avatar_id, "notes": list(built.notes)}, status=201)
 
 
 async def _read_photo_field(request: web.Request) -> bytes:

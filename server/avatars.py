@@ -8,11 +8,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from lipstream.avatar import AvatarError, BuiltAvatar, build_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.render import Renderer
+from PIL import Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 

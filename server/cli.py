@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--driver", choices=DRIVERS, default="learned")
     serve.add_argument("--max-sessions", type=int, default=4)
     serve.add_argument(
-        "--ice-server", action="append", default=[],
+        "--ice-server",
+        action="append",
+        default=[],
         help="STUN/TURN URL, repeatable (turn:USER:PASS@HOST:PORT for coturn)",
     )
     serve.set_defaults(run=_serve)

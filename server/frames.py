@@ -1,8 +1,10 @@
 """Video frames for the encoders, made by converting only the part of the picture that changes.
 
 The encoders want yuv420p. ``frame.reformat`` on a fresh frame builds a new libswscale context each
-time: 2.8 ms per 512x512 frame, the profile's second-largest item. A converter kept per session costs
-0.8 ms for the whole frame; and since the background never changes, it is converted once and only the
+time: 2.8 ms per 512x512 frame, the profile's second-largest item. A converter kept per session
+costs
+0.8 ms for the whole frame; and since the background never changes, it is converted once and only
+the
 rendered face view (a quarter of the frame or less) is converted and pasted: 0.14 ms. libswscale
 converts both parts, so their colours match and no seam appears.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
-
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 
@@ -20,8 +21,10 @@ from lipstream.realtime.render import Renderer
 def to_video_frame(image: np.ndarray) -> av.VideoFrame:
     """Converts an (H, W, 3) uint8 RGB picture to a yuv420p frame.
 
-    Every consumer's encoder reads the same frame object. Handing them yuv420p means none of them calls
-    ``frame.reformat``, which uses a converter cached on the frame and crashes when two encoder threads
+    Every consumer's encoder reads the same frame object. Handing them yuv420p means none of them
+    calls
+    ``frame.reformat``, which uses a converter cached on the frame and crashes when two encoder
+    threads
     use it at once.
     """
     return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
@@ -72,7 +75,7 @@ class FrameComposer:
         out = self._background.copy()
         targets = _planes(out, self._height, self._width)
         sources = _planes(_i420(patch, self._converter), height, width)
-        for plane, (target, source) in enumerate(zip(targets, sources)):
+        for plane, (target, source) in enumerate(zip(targets, sources, strict=True)):
             scale = 1 if plane == 0 else 2
             x, y = self._left // scale, self._top // scale
             target[y : y + source.shape[0], x : x + source.shape[1]] = source

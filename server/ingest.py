@@ -1,7 +1,9 @@
 """Incoming voice: format conversion for the pipeline, and the reader loops that feed a session.
 
-A WebRTC publisher and a WebSocket PCM publisher both end in ``AvatarSession.feed``. The reader loops
-also keep the media clock running when the input stalls (silence is fed, so the avatar idles instead of
+A WebRTC publisher and a WebSocket PCM publisher both end in ``AvatarSession.feed``. The reader
+loops
+also keep the media clock running when the input stalls (silence is fed, so the avatar idles
+instead of
 freezing) and notice when a publisher has vanished.
 """
 
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-
 from lipstream.realtime.clock import SAMPLE_RATE_HZ
 
 from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 STARVED_AFTER_S = 0.1  # no packet for 5 Opus frames: assume the sender paused and feed silence
 SILENCE_STEP_S = 0.02  # silence is fed in 20 ms frames, like real packets
-VANISHED_AFTER_S = 6.0  # a WebRTC publisher that sends nothing this long is gone (browsers send silence)
+VANISHED_AFTER_S = (
+    6.0  # a WebRTC publisher that sends nothing this long is gone (browsers send silence)
+)
 MAX_BACKLOG_S = 0.5  # input waiting longer than this is dropped: an overloaded session stays live
 
 
@@ -90,7 +93,8 @@ def pcm_frame(pcm: bytes, sample_rate_hz: int) -> av.AudioFrame:
 
 
 class SilenceFiller:
-    """Tracks how much media time the input has covered and tops it up with silence when it stalls."""
+    """Tracks how much media time the input has covered and tops it up with silence when it
+    stalls."""
 
     def __init__(self) -> None:
         self._covered_until = time.monotonic()
@@ -111,7 +115,8 @@ async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
     """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended.
 
     A reader drains the track from the moment it starts (aiortc's track queue is unbounded), and the
-    feeder hands everything that arrived since its last trip to the worker in one batch. So a session
+    feeder hands everything that arrived since its last trip to the worker in one batch. So a
+    session
     that falls behind catches up in a few large steps instead of letting packets queue, and if it is
     more than ``MAX_BACKLOG_S`` behind, the oldest audio is dropped: the delay stays bounded.
     """

@@ -1,4 +1,5 @@
-"""Prometheus metrics for one running app (a registry per app, so tests can run several in a process)."""
+"""Prometheus metrics for one running app (a registry per app, so tests can run several in a
+process)."""
 
 from __future__ import annotations
 

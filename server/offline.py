@@ -1,7 +1,9 @@
 """``lipstream render``: the live pipeline run over a file, muxed with its audio in sync.
 
-The audio is fed in 20 ms chunks, exactly as the server feeds WebRTC packets, so offline frames are the
-frames a live session would have rendered. Frame n is placed at n/fps; the audio starts at 0, so lips and
+The audio is fed in 20 ms chunks, exactly as the server feeds WebRTC packets, so offline frames are
+the
+frames a live session would have rendered. Frame n is placed at n/fps; the audio starts at 0, so
+lips and
 voice line up without the live pipeline delay.
 """
 
@@ -13,13 +15,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm import tqdm
-
 from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.render import Renderer
+from tqdm import tqdm
 
 from .state import make_driver
 
@@ -57,7 +58,8 @@ def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
 def render_file(
     photo: Path, audio_path: Path, output: Path, fps: int = 25, driver: str = "learned"
 ) -> dict[str, float]:
-    """Renders ``audio_path`` spoken by ``photo`` into ``output`` (MP4, H.264 + AAC); returns timings."""
+    """Renders ``audio_path`` spoken by ``photo`` into ``output`` (MP4, H.264 + AAC); returns
+    timings."""
     started = time.perf_counter()
     renderer = Renderer(Avatar.load(build_avatar(photo, progress=True).path))
     clock = MediaClock(fps=fps)
@@ -80,13 +82,15 @@ def render_file(
     return {"frames": len(poses), "audio_s": len(audio) / SAMPLE_RATE_HZ, "elapsed_s": elapsed}
 
 
-def _mux_audio(container: av.container.OutputContainer, stream: av.AudioStream,
-               audio: np.ndarray) -> None:
+def _mux_audio(
+    container: av.container.OutputContainer, stream: av.AudioStream, audio: np.ndarray
+) -> None:
     frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = SAMPLE_RATE_HZ
     frame.pts = 0
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=OUTPUT_AUDIO_RATE_HZ,
-                                  frame_size=1024)
+    resampler = av.AudioResampler(
+        format="fltp", layout="mono", rate=OUTPUT_AUDIO_RATE_HZ, frame_size=1024
+    )
     for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
         container.mux(stream.encode(resampled))
     container.mux(stream.encode(None))

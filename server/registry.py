@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from .session import AvatarSession
 
 CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-RETRY_AFTER_S = 10  # sessions last minutes; a client retrying every 10 s finds a free slot soon enough
+RETRY_AFTER_S = (
+    10  # sessions last minutes; a client retrying every 10 s finds a free slot soon enough
+)
 
 
 class RegistryError(Exception):

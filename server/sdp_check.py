@@ -1,4 +1,5 @@
-"""Validation of WHIP/WHEP offers before any connection is created, with reasons a client can act on."""
+"""Validation of WHIP/WHEP offers before any connection is created, with reasons a client can act
+on."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _directions(description: SessionDescription, kind: str) -> list[str]:
 
 
 def parse_offer(sdp: str) -> OfferShape:
-    """Parses ``sdp`` and says what it asks for; raises ``OfferError`` if it is not a usable offer."""
+    """Parses ``sdp`` and says what it asks for; raises ``OfferError`` if it is not a usable
+    offer."""
     if not sdp.strip():
         raise OfferError("the request body is empty; expected an SDP offer")
     if len(sdp.encode()) > MAX_OFFER_BYTES:
@@ -53,7 +55,9 @@ def check_publisher_offer(sdp: str) -> OfferShape:
     """A WHIP offer must send audio: the voice is what drives the avatar."""
     shape = parse_offer(sdp)
     if not shape.sends_audio:
-        raise OfferError("the offer sends no audio; WHIP needs an audio m-line (sendrecv or sendonly)")
+        raise OfferError(
+            "the offer sends no audio; WHIP needs an audio m-line (sendrecv or sendonly)"
+        )
     return shape
 
 

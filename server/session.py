@@ -1,9 +1,12 @@
 """One avatar session: the media clock between the incoming voice and the outgoing face and voice.
 
 Audio frames go through the session's worker thread (resample, VAD, driver) and come back as frame
-poses. A render loop renders only the newest pose (older ones are dropped, never queued) and releases the
-video frame together with the voice it covers, so voice and lips leave the server together and the held
-voice delay stays bounded for the whole session. All CPU work runs on the session's own single-thread
+poses. A render loop renders only the newest pose (older ones are dropped, never queued) and
+releases the
+video frame together with the voice it covers, so voice and lips leave the server together and the
+held
+voice delay stays bounded for the whole session. All CPU work runs on the session's own
+single-thread
 workers (one for motion, one for rendering): stages stay ordered without locks, and one slow session
 cannot stall the event loop or the other sessions.
 """
@@ -21,21 +24,22 @@ import av
 from aiortc import RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
-
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 
+from .frames import FrameComposer
 from .ingest import Arrived, AudioFrontEnd
 from .metrics import Metrics
 from .tasks import TaskOwner
-from .frames import FrameComposer
 from .tracks import AvatarVideoTrack, VoiceTrack
 
 logger = logging.getLogger(__name__)
 
-MAX_VOICE_LEAD_FRAMES = 2  # voice waits at most this many frames for a late render, so it never stalls
+MAX_VOICE_LEAD_FRAMES = (
+    2  # voice waits at most this many frames for a late render, so it never stalls
+)
 RECENT_DELAYS = 250  # voice frames (5 s) behind the delay figure shown on the talk page
 
 
@@ -59,7 +63,8 @@ class Processed:
 class AvatarSession:
     """Pipeline, renderer, outgoing tracks and their consumers for one speaking client or channel.
 
-    Call every method on the event loop. ``close()`` is idempotent and frees everything the session owns.
+    Call every method on the event loop. ``close()`` is idempotent and frees everything the session
+    owns.
     """
 
     def __init__(
@@ -104,7 +109,8 @@ class AvatarSession:
         self._peers.add(pc)
 
     def attach(self, pc: RTCPeerConnection, video: bool = True, voice: bool = True) -> None:
-        """Adds the avatar tracks to ``pc`` (through the relay); ``pc`` then closes with the session."""
+        """Adds the avatar tracks to ``pc`` (through the relay); ``pc`` then closes with the
+        session."""
         self.own(pc)
         if video:
             pc.addTrack(self._relay.subscribe(self.video, buffered=False))
@@ -195,7 +201,8 @@ class AvatarSession:
             self._recent_delays_s.append(now - held.arrived_s)
 
     def stats(self) -> dict[str, object]:
-        """Live figures for the talk page; ``pipeline_delay_ms`` is the median voice hold of the last 5 s."""
+        """Live figures for the talk page; ``pipeline_delay_ms`` is the median voice hold of the
+        last 5 s."""
         delays = sorted(self._recent_delays_s)
         median_ms = 1000.0 * delays[len(delays) // 2] if delays else None
         return {
@@ -223,8 +230,12 @@ class AvatarSession:
         await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
         self._motion_worker.shutdown(wait=False, cancel_futures=True)
         self._render_worker.shutdown(wait=False, cancel_futures=True)
-        logger.info("Session(%s) closed after %d frames (%d dropped)", self.id,
-                    self.frames_rendered, self.frames_dropped)
+        logger.info(
+            "Session(%s) closed after %d frames (%d dropped)",
+            self.id,
+            self.frames_rendered,
+            self.frames_dropped,
+        )
 
 
 def is_audio(track: MediaStreamTrack) -> bool:

@@ -1,8 +1,11 @@
 """WHIP ingest with a return path, and WHEP egress for viewers.
 
-WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201 and
-``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also carries the
-avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST /whep/<channel>`` attaches a
+WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201
+and
+``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also carries
+the
+avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST /whep/<channel>``
+attaches a
 viewer to the channel's session; viewers never disturb the speaker.
 """
 
@@ -111,7 +114,9 @@ async def _connect_publisher(
         if pc.connectionState == "connected":
             connected.set()
         elif pc.connectionState in ("failed", "closed") and not session.closed.is_set():
-            session.tasks.start("end", end_session(state, session, f"connection {pc.connectionState}"))
+            session.tasks.start(
+                "end", end_session(state, session, f"connection {pc.connectionState}")
+            )
 
     @pc.on("track")
     def _on_track(track: MediaStreamTrack) -> None:

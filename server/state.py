@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from aiohttp import web
 from aiortc import RTCPeerConnection
-
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.driver import MouthDriver
 from lipstream.realtime.loudness import LoudnessDriver

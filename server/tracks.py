@@ -1,7 +1,9 @@
 """The session's outgoing media: the avatar video and the re-timed voice.
 
-Both tracks are fed by the session when a frame is released, never paced by sleeps: the media clock is
-the input audio, so a frame leaves when its audio (plus look-ahead) has arrived and it has been rendered.
+Both tracks are fed by the session when a frame is released, never paced by sleeps: the media clock
+is
+the input audio, so a frame leaves when its audio (plus look-ahead) has arrived and it has been
+rendered.
 Consumers reach them through an aiortc ``MediaRelay`` so that the speaker and any number of viewers
 share one source.
 """
@@ -17,12 +19,15 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_CLOCK_HZ = 90_000  # RTP video clock
 VOICE_RATE_HZ = 48_000
-VOICE_LAYOUT = "stereo"  # what aiortc's Opus decoder produces, so received frames pass through as is
+VOICE_LAYOUT = (
+    "stereo"  # what aiortc's Opus decoder produces, so received frames pass through as is
+)
 VOICE_QUEUE_FRAMES = 100  # 2 s of 20 ms frames: only reached if the sender stalls; then oldest go
 
 
 class AvatarVideoTrack(MediaStreamTrack):
-    """Hands out the newest released avatar frame; a frame not taken before the next one is dropped."""
+    """Hands out the newest released avatar frame; a frame not taken before the next one is
+    dropped."""
 
     kind = "video"
 
@@ -59,7 +64,8 @@ class AvatarVideoTrack(MediaStreamTrack):
 
 
 class VoiceTrack(MediaStreamTrack):
-    """The input voice, released frame by frame with the video it belongs to, with continuous pts."""
+    """The input voice, released frame by frame with the video it belongs to, with continuous
+    pts."""
 
     kind = "audio"
 

@@ -1,9 +1,14 @@
-"""WebSocket PCM ingest, for TTS and translation engines that push audio rather than call over WebRTC.
+"""WebSocket PCM ingest, for TTS and translation engines that push audio rather than call over
+WebRTC.
 
-``GET /ws/ingest?channel=NAME[&avatar=ID][&rate=16000]`` opens a session whose avatar is watched over
-WHEP on ``channel``. Binary messages carry little-endian s16 mono PCM at ``rate``. Engines often push
-faster than real time, so the PCM is buffered and played out at the wall-clock rate; a full buffer stops
-the server reading the socket (back-pressure) instead of growing. Gaps play as silence, so the avatar
+``GET /ws/ingest?channel=NAME[&avatar=ID][&rate=16000]`` opens a session whose avatar is watched
+over
+WHEP on ``channel``. Binary messages carry little-endian s16 mono PCM at ``rate``. Engines often
+push
+faster than real time, so the PCM is buffered and played out at the wall-clock rate; a full buffer
+stops
+the server reading the socket (back-pressure) instead of growing. Gaps play as silence, so the
+avatar
 idles between sentences.
 """
 
@@ -27,7 +32,9 @@ logger = logging.getLogger(__name__)
 
 MAX_BUFFERED_S = 30.0  # how far ahead of real time a pushing engine may get before back-pressure
 ALLOWED_RATES_HZ = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
-RESYNC_AFTER_S = 0.2  # if the loop stalled this long, restart the playout schedule instead of bursting
+RESYNC_AFTER_S = (
+    0.2  # if the loop stalled this long, restart the playout schedule instead of bursting
+)
 
 
 class PcmPlayout:
@@ -39,6 +46,7 @@ class PcmPlayout:
         self._frame_bytes = 2 * int(rate_hz * SILENCE_STEP_S)
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(int(MAX_BUFFERED_S / SILENCE_STEP_S))
         self._partial = b""
+        self._played = asyncio.Event()  # set after each 20 ms frame is fed
 
     async def push(self, pcm: bytes) -> None:
         """Adds PCM; waits while the buffer is full."""
@@ -48,9 +56,11 @@ class PcmPlayout:
             await self._queue.put(data[start : start + self._frame_bytes])
         self._partial = data[whole:]
 
-    def drained(self) -> bool:
-        """Whether everything pushed has been played."""
-        return self._queue.empty()
+    async def drained(self) -> None:
+        """Returns once everything pushed so far has been played."""
+        while not self._queue.empty():
+            self._played.clear()
+            await self._played.wait()
 
     async def run(self) -> None:
         """Feeds one frame every 20 ms, silence when nothing is buffered; runs until cancelled."""
@@ -64,6 +74,7 @@ class PcmPlayout:
             elif delay > 0:
                 await asyncio.sleep(delay)
             chunk = silence if self._queue.empty() else self._queue.get_nowait()
+            self._played.set()
             await self._session.feed(pcm_frame(chunk, self._rate_hz))
 
 
@@ -104,8 +115,11 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
     session.tasks.start("playout", playout.run())
     try:
         await _receive(socket, playout)
-        while not playout.drained() and not session.closed.is_set():
-            await asyncio.sleep(SILENCE_STEP_S)
+        closed = asyncio.ensure_future(session.closed.wait())
+        drained = asyncio.ensure_future(playout.drained())
+        await asyncio.wait([closed, drained], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (closed, drained):
+            waiter.cancel()
     finally:
         await end_session(state, session, "the WebSocket publisher left")
     return socket
@@ -123,7 +137,8 @@ async def _receive(socket: web.WebSocketResponse, playout: PcmPlayout) -> None:
 
 
 def _is_end(text: str) -> bool:
-    """Whether a text message is the publisher's ``{"type": "end"}``: play what is buffered, then stop."""
+    """Whether a text message is the publisher's ``{"type": "end"}``: play what is buffered, then
+    stop."""
     try:
         return json.loads(text).get("type") == "end"
     except (ValueError, AttributeError):

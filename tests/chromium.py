@@ -1,4 +1,5 @@
-"""Just enough of the Chrome DevTools Protocol to open a page in headless Chromium and read values."""
+"""Just enough of the Chrome DevTools Protocol to open a page in headless Chromium and read
+values."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 START_TIMEOUT_S = 30.0
 # Flags from the machine notes: no background networking (the sandbox refuses it), no first-run UI.
 BASE_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--remote-debugging-port=0",
 )
 
 
@@ -36,7 +44,8 @@ class Chromium:
         self._profile = Path(tempfile.mkdtemp(prefix="lipstream-chromium-"))
         self._process = subprocess.Popen(
             [binary, *BASE_FLAGS, f"--user-data-dir={self._profile}", *extra_flags, "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from aiortc import rtp
 from av import AudioFrame
-
 from lipstream.server import aiortc_tuning
 
 ORIGINAL_LEVEL = rtp.compute_audio_level_dbov  # captured before any app applies the tuning

@@ -52,7 +52,8 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
         assert not report["paused"]
         assert report["maxDiff"] > MIN_PIXEL_CHANGE, f"video not changing: {report}"
         stats = await _wait_for(
-            browser, "window.lipstream.state.stats.frames_rendered > 0 && window.lipstream.state.stats",
+            browser,
+            "window.lipstream.state.stats.frames_rendered > 0 && window.lipstream.state.stats",
             "stats readout",
         )
         assert stats["pipeline_delay_ms"] is not None
@@ -61,12 +62,11 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
             await viewer.call("Page.navigate", url=f"{server}/viewer?channel=browser&bg=00ff00")
             seen = await _wait_for(
                 viewer,
-                "(() => { if (!window.lipstream) return null; const r = window.lipstream.activity.report();"
+                "(() => { if (!window.lipstream) return null;"
+                " const r = window.lipstream.activity.report();"
                 " return r.framesDecoded > 25 ? r : null; })()",
                 "viewer frames",
             )
             assert seen["width"] >= 512
-            background = await viewer.evaluate(
-                "getComputedStyle(document.body).backgroundColor"
-            )
+            background = await viewer.evaluate("getComputedStyle(document.body).backgroundColor")
             assert background == "rgb(0, 255, 0)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.idle import blink_at, head_at
 from lipstream.realtime.loudness import LoudnessDriver
@@ -16,7 +15,7 @@ SR = 16_000
 def _noise_bursts(seconds: float = 4.0) -> np.ndarray:
     rng = np.random.default_rng(0)
     audio = (0.2 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
-    audio[: SR] *= 0.0  # one silent second first
+    audio[:SR] *= 0.0  # one silent second first
     audio[2 * SR : 3 * SR] *= 0.0
     return audio
 
@@ -56,10 +55,12 @@ def test_pipeline_opens_the_mouth_for_speech_and_closes_it_in_silence(speech) ->
         poses.extend(pipeline.push(audio[start : start + 320]))
     opening = np.array([p.mouth[0] for p in poses])
     speaking = np.array([p.speaking for p in poses])
-    first_speech = slice(int(speech.speech_spans_s[0][0] * 25) + 3,
-                         int(speech.speech_spans_s[0][1] * 25) - 3)
-    first_gap = slice(int(speech.speech_spans_s[0][1] * 25) + 10,
-                      int(speech.speech_spans_s[1][0] * 25))
+    first_speech = slice(
+        int(speech.speech_spans_s[0][0] * 25) + 3, int(speech.speech_spans_s[0][1] * 25) - 3
+    )
+    first_gap = slice(
+        int(speech.speech_spans_s[0][1] * 25) + 10, int(speech.speech_spans_s[1][0] * 25)
+    )
     assert speaking[first_speech].mean() > 0.9 and not speaking[first_gap].any()
     assert opening[first_speech].max() > 0.04 and opening[first_speech].std() > 0.01
     assert np.all(opening[first_gap] == 0.0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
-import subprocess
 import sys
 import time
 
@@ -60,7 +60,7 @@ async def test_malformed_sdp_is_400_with_reason(server: str, body: str, reason: 
 
 async def test_sdp_with_broken_transport_is_400(server: str) -> None:
     offer = await _offer(audio=True, video=True)
-    broken = "\r\n".join(l for l in offer.split("\r\n") if not l.startswith("a=ice-ufrag"))
+    broken = "\r\n".join(line for line in offer.split("\r\n") if not line.startswith("a=ice-ufrag"))
     status, text = await _post(server, "/whip", broken, SDP)
     assert status == 400
     assert "could not be used" in text
@@ -73,7 +73,9 @@ async def test_audio_less_offer_is_400(server: str) -> None:
 
 
 async def test_wrong_content_type_is_415(server: str) -> None:
-    status, text = await _post(server, "/whip", await _offer(True, True), {"Content-Type": "text/plain"})
+    status, text = await _post(
+        server, "/whip", await _offer(True, True), {"Content-Type": "text/plain"}
+    )
     assert status == 415
     assert "application/sdp" in text
 
@@ -157,10 +159,12 @@ async def test_vanished_client_is_cleaned_up_and_others_keep_going(server: str) 
     survivor = WebRtcClient(server, keep_frames=False)
     await survivor.publish(np.zeros(48_000 * 40, dtype=np.float32))
     script = VANISHING_CLIENT.format(root=str(REPO_ROOT), url=server)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert process.stdout is not None
-        await asyncio.get_running_loop().run_in_executor(None, process.stdout.readline)
+        await process.stdout.readline()
         await asyncio.sleep(2.0)
         assert metric(server, "lipstream_sessions") == 2
         process.kill()  # no DELETE, no DTLS close: the client just disappears
@@ -172,6 +176,8 @@ async def test_vanished_client_is_cleaned_up_and_others_keep_going(server: str) 
         await asyncio.sleep(1.0)
         assert len(survivor.received.video_at) - frames_before >= 15  # the other session kept going
     finally:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
         await survivor.close()
     assert metric(server, "lipstream_sessions") == 0

@@ -1,4 +1,5 @@
-"""The live path end to end: an aiortc client speaks to the real server and a WHEP viewer watches."""
+"""The live path end to end: an aiortc client speaks to the real server and a WHEP viewer
+watches."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def _frames_in(client: WebRtcClient, start: float, end: float) -> list[int]:
     return [i for i, t in enumerate(client.received.video_at) if start <= t < end]
 
 
-async def test_speaker_gets_moving_lips_back_and_viewer_sees_them(server: str, speech: Speech) -> None:
+async def test_speaker_gets_moving_lips_back_and_viewer_sees_them(
+    server: str, speech: Speech
+) -> None:
     speaker = WebRtcClient(server)
     viewer = WebRtcClient(server, keep_frames=False)
     await speaker.publish(speech.samples, "?channel=e2e")
@@ -48,8 +51,11 @@ async def test_speaker_gets_moving_lips_back_and_viewer_sees_them(server: str, s
         speaking = np.concatenate(
             [_frames_in(speaker, t0 + a + SETTLE_S, t0 + b) for a, b in speech.speech_spans_s]
         )
-        silent = _frames_in(speaker, t0 + speech.speech_spans_s[0][1] + SETTLE_S + 0.3,
-                            t0 + speech.speech_spans_s[1][0])
+        silent = _frames_in(
+            speaker,
+            t0 + speech.speech_spans_s[0][1] + SETTLE_S + 0.3,
+            t0 + speech.speech_spans_s[1][0],
+        )
         assert np.nanmax(openings[speaking]) > 0.03, "the mouth never opened during speech"
         assert np.nanstd(openings[speaking]) > 0.008, "the mouth did not move during speech"
         assert np.nanmax(openings[silent]) < 0.02, "the mouth moved in silence"

@@ -30,7 +30,9 @@ async def test_pushed_pcm_plays_in_real_time_to_a_viewer(server: str, speech: Sp
             assert hello["type"] == "session" and hello["channel"] == "tts"
             await viewer.view("tts")
             pushed_at = time.monotonic()
-            for start in range(0, len(pcm), 32_000):  # 1 s per message, all at once: faster than real time
+            for start in range(
+                0, len(pcm), 32_000
+            ):  # 1 s per message, all at once: faster than real time
                 await ws.send_bytes(pcm[start : start + 32_000])
             await ws.send_json({"type": "end"})
             await ws.receive()  # the server closes the socket once the buffered audio has played

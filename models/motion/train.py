@@ -59,6 +59,7 @@ class TrainOptions:
     blur_prob: float = 0.5  # chance a window is blurred over +-1 posterior frame
     noise_floor_db: tuple[float, float] = (-90.0, -40.0)  # background noise mixed into the levels
     seed: int = 0
+    use_level: bool = True  # False: ablation with a constant level (the model sees phones only)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
             idx = order[i : i + opts.batch]
             x = augment(train_ex.x[idx], opts, gen)
             level = augment_level(train_ex.level[idx], opts, gen)
+            if not opts.use_level:
+                level = torch.zeros_like(level)
             y = (train_ex.y[idx] - model.out_mean) / model.out_std
             w = train_ex.valid[idx].float()[:, None]
             loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(
@@ -207,6 +210,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=TrainOptions.lr)
     parser.add_argument("--lookahead-ms", type=float, default=10.0)
     parser.add_argument("--window", type=int, default=MotionConfig.window_frames)
+    parser.add_argument("--no-level", action="store_true", help="ablation: phones only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -229,7 +233,9 @@ def main() -> None:
         ok = train_ex.valid
         model.out_mean.copy_(train_ex.y[ok].mean(0))
         model.out_std.copy_(train_ex.y[ok].std(0))
-    opts = TrainOptions(epochs=args.epochs, lr=args.lr)
+    opts = TrainOptions(epochs=args.epochs, lr=args.lr, use_level=not args.no_level)
+    if args.no_level:
+        dev_ex.level.zero_()
     train(model, train_ex, opts, (dev_ex, dev_clips))
     metrics = evaluate(model, dev_ex, dev_clips)
     args.out.parent.mkdir(parents=True, exist_ok=True)

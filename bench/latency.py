@@ -1,6 +1,6 @@
 """Glass-to-glass latency and A/V offset on loopback, measured at an independent aiortc client.
 
-A client sends syllables with sharp onsets ("pa", "ma", "ba", "ah") over WHIP and records what comes
+A client sends the first 0.4 s of real LibriSpeech utterances, 0.8 s apart, over WHIP and records what comes
 back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip gap, from the
 frame
 pixels) opens after an onset, minus the time that onset's packet left the client. A/V offset =
@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.mouth import mouth_openings
 from bench.server_process import ServerProcess, metric, metrics_text
-from bench.voices import RATE_HZ, onset_train
+from bench.voices import RATE_HZ, utterance_onsets
 from bench.whip_client import WebRtcClient
 
 PERIOD_S = 0.8  # one onset every 0.8 s: the mouth closes fully in between
@@ -93,7 +93,7 @@ def _stage_means(url: str) -> dict[str, float]:
 
 async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
     """Sends the onset train from ``sessions`` clients at once and analyses each."""
-    samples, onsets = onset_train(["pa", "ma", "ba", "ah"], onsets_count, PERIOD_S)
+    samples, onsets = utterance_onsets(onsets_count, PERIOD_S)
     clients = [WebRtcClient(url) for _ in range(sessions)]
     for client in clients:
         await client.publish(samples)

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from lipstream.realtime.encoder import StreamingPhonemeEncoder
 from lipstream.realtime.features import FeatureStream
 

@@ -41,9 +41,11 @@ ONSET_CLIP_S = 0.4  # the first words of an utterance, cut short so the mouth cl
 
 
 def utterance_onsets(count: int, period_s: float, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    """Real human onsets: the start of ``count`` LibriSpeech utterances (CC BY 4.0), ``period_s`` apart.
+    """Real human onsets: the start of ``count`` LibriSpeech utterances (CC BY 4.0), ``period_s``
+    apart.
 
-    Each clip begins where the speaker starts (the first block above ``ONSET_DBFS``), so the onset is
+    Each clip begins where the speaker starts (the first block above ``ONSET_DBFS``), so the onset
+    is
     as sharp as that speaker's. Falls back to espeak-ng syllables where the corpus is absent.
     """
     from bench.whip_client import load_voice_48k

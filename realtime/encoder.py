@@ -47,8 +47,12 @@ class EncoderContract:
 
 
 def default_model_path() -> Path:
-    """The encoder shipped in the ``lipstream.models.encoder`` package."""
-    return Path(str(resources.files("lipstream.models.encoder").joinpath(MODEL_FILENAME)))
+    """The encoder shipped as package data of ``lipstream.models`` (``models/encoder/encoder.onnx``).
+
+    Resolved from ``lipstream.models`` rather than importing ``lipstream.models.encoder``, which holds
+    torch training code and need not be installed as a package.
+    """
+    return Path(str(resources.files("lipstream.models").joinpath("encoder", MODEL_FILENAME)))
 
 
 def read_contract(session: ort.InferenceSession) -> EncoderContract:

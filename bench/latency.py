@@ -1,7 +1,7 @@
 """Glass-to-glass latency and A/V offset on loopback, measured at an independent aiortc client.
 
-A client sends the first 0.4 s of real LibriSpeech utterances, 0.8 s apart, over WHIP and records
-what comes back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip
+A client sends words that start on an open vowel (espeak-ng: "ah", "odd", "up", "eye"...), 0.8 s
+apart, over WHIP and records what comes back. Latency = arrival of the first returned frame whose mouth (MediaPipe inner-lip
 gap, from the frame pixels) opens after an onset, minus the time that onset's packet left the
 client. A/V offset = arrival of the returned voice's onset minus arrival of the lips' opening.
 Server-side stages come from /metrics.
@@ -23,12 +23,14 @@ import numpy as np
 
 from bench.mouth import mouth_openings
 from bench.server_process import ServerProcess, metric, metrics_text
-from bench.voices import RATE_HZ, utterance_onsets
+from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
 from bench.whip_client import WebRtcClient
 
 PERIOD_S = 0.8  # one onset every 0.8 s: the mouth closes fully in between
 SEARCH_S = 0.6  # look this long after an onset for the lips and the voice
-OPEN_FRACTION = 0.35  # "open": past 35% of the way from closed to this run's typical open mouth
+# "Open": 0.01 face heights (~2 px on a 512-px frame) past this run's closed level (5th percentile):
+# the first frame where a viewer sees the lips part.
+OPEN_ABOVE_CLOSED = 0.01
 VOICE_ONSET_RMS = 0.02
 RESULTS = Path(__file__).parent / "results"
 
@@ -51,8 +53,7 @@ def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> di
     assert client.voice is not None
     received = client.received
     valid = openings[~np.isnan(openings)]
-    closed, wide = np.percentile(valid, 5), np.percentile(valid, 95)
-    threshold = closed + OPEN_FRACTION * (wide - closed)
+    threshold = np.percentile(valid, 5) + OPEN_ABOVE_CLOSED
     video_at = np.asarray(received.video_at)
     audio_at = np.asarray(received.audio_at)
     audio_rms = np.asarray(received.audio_rms)
@@ -91,7 +92,7 @@ def _stage_means(url: str) -> dict[str, float]:
 
 async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
     """Sends the onset train from ``sessions`` clients at once and analyses each."""
-    samples, onsets = utterance_onsets(onsets_count, PERIOD_S)
+    samples, onsets = onset_train(list(VOWEL_ONSETS), onsets_count, PERIOD_S)
     clients = [WebRtcClient(url) for _ in range(sessions)]
     for client in clients:
         await client.publish(samples)

@@ -25,7 +25,7 @@ from bench.latency import PERIOD_S, RESULTS, analyse
 from bench.mouth import MouthMeter
 from bench.process_stats import sample
 from bench.server_process import ServerProcess
-from bench.voices import RATE_HZ, utterance_onsets
+from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
 from bench.whip_client import WebRtcClient
 
 BLOCK_S = 300.0
@@ -50,7 +50,7 @@ def block_summary(client: WebRtcClient, onsets: list[int], start: float, end: fl
 async def soak(url: str, pid: int, minutes: float) -> dict:
     """Runs the session and samples the server's memory while it lasts."""
     count = int(minutes * 60 / PERIOD_S)
-    samples, onsets = utterance_onsets(count, PERIOD_S)
+    samples, onsets = onset_train(list(VOWEL_ONSETS), count, PERIOD_S)
     meter = MouthMeter()
     client = WebRtcClient(url, keep_frames=False, probe=meter)
     await client.publish(samples)

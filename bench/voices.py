@@ -36,31 +36,9 @@ JITTER_S = (
 )
 
 
-LIBRISPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech"
-ONSET_CLIP_S = 0.4  # the first words of an utterance, cut short so the mouth closes before the next
-
-
-def utterance_onsets(count: int, period_s: float, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    """Real human onsets: the start of ``count`` LibriSpeech utterances (CC BY 4.0), ``period_s``
-    apart.
-
-    Each clip begins where the speaker starts (the first block above ``ONSET_DBFS``), so the onset
-    is
-    as sharp as that speaker's. Falls back to espeak-ng syllables where the corpus is absent.
-    """
-    from bench.whip_client import load_voice_48k
-
-    files = sorted(LIBRISPEECH.glob("*.ogg"))
-    if not files:
-        return onset_train(["pa", "ma", "ba", "ah"], count, period_s, seed)
-    clips = []
-    for path in files[: min(count, len(files))]:
-        voice = load_voice_48k(str(path))
-        voice = trim(voice / max(float(np.abs(voice).max()), 1e-6))[: int(ONSET_CLIP_S * RATE_HZ)]
-        fade = np.linspace(1.0, 0.0, int(0.02 * RATE_HZ), dtype=np.float32)
-        voice[-len(fade) :] *= fade
-        clips.append(voice)
-    return place(clips, count, period_s, seed)
+VOWEL_ONSETS = ("ah", "odd", "up", "eye", "after", "apple", "out", "ox")
+"""Words that start on an open vowel: the mouth must open at the sound's onset, with no closed
+consonant first (a correct /m/ or /p/ keeps the lips shut for 50-100 ms, which is not latency)."""
 
 
 def onset_train(

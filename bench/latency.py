@@ -3,8 +3,8 @@
 A client sends words that start on an open vowel (espeak-ng: "ah", "odd", "up", "eye"...), 0.8 s
 apart, over WHIP and records what comes back. Latency = arrival of the first returned frame whose
 mouth (MediaPipe inner-lip gap, from the frame pixels) opens after an onset, minus the time that
-onset's packet left the client. A/V offset = arrival of the returned voice's onset minus arrival of the lips' opening.
-Server-side stages come from /metrics.
+onset's packet left the client. A/V offset = arrival of the returned voice's onset minus arrival
+of the lips' opening. Server-side stages come from /metrics.
 
     python -m bench.latency --onsets 200 [--driver learned] [--sessions 1]
 """

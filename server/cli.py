@@ -39,11 +39,11 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _phonemes(args: argparse.Namespace) -> int:
-    from lipstream.realtime.phonemes import phoneme_report
+    from lipstream.realtime.phonemes import phoneme_segments
 
     from .offline import read_audio_16k
 
-    report = phoneme_report(read_audio_16k(args.wav), posteriors=args.posteriors)
+    report = phoneme_segments(read_audio_16k(args.wav), include_posteriors=args.posteriors)
     if args.json:
         print(json.dumps(report))
     else:

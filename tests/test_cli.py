@@ -1,0 +1,67 @@
+"""The command line as users call it: phonemes, render and avatar build, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import Speech
+
+CLI = [sys.executable, "-m", "lipstream.server.cli"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_phonemes_json_has_the_documented_shape(speech: Speech) -> None:
+    result = _run("phonemes", str(speech.path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 0 < report["lookahead_ms"] <= 50
+    segments = report["segments"]
+    assert segments and {"phone", "start", "end"} <= set(segments[0])
+    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:], strict=False))
+    spoken = [s for s in segments if s["phone"] != "SIL"]
+    assert len(spoken) > 10, "two sentences of speech must give phones"
+
+
+def test_render_writes_an_mp4_with_video_and_audio_in_sync(
+    speech: Speech, photos: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    result = _run(
+        "render", "--avatar", str(photos / "astronaut.png"), "--audio", str(speech.path),
+        "-o", str(out), "--driver", "loudness",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.width >= 512 and video.height >= 512
+        frames = sum(1 for _ in container.decode(video=0))
+    expected = len(speech.samples) / 48_000 * 25
+    assert abs(frames - expected) <= 1
+    assert audio.duration is not None and float(audio.duration * audio.time_base) == pytest.approx(
+        len(speech.samples) / 48_000, abs=0.1
+    )
+
+
+def test_avatar_build_reports_an_id_and_refuses_a_photo_without_a_face(
+    photos: Path, tmp_path: Path
+) -> None:
+    result = _run("avatar", "build", str(photos / "obama.jpg"), "-o", str(tmp_path / "obama"))
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])["id"]) >= 16
+    blank = tmp_path / "blank.png"
+    av.VideoFrame.from_ndarray(
+        np.full((300, 300, 3), 128, np.uint8), format="rgb24"
+    ).to_image().save(blank)
+    refused = _run("avatar", "build", str(blank))
+    assert refused.returncode == 2
+    assert "face" in refused.stderr.lower()

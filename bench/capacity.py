@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from bench.latency import RESULTS, run
+from bench.latency import run
 from bench.process_stats import sample
+from bench.report import save
 from bench.server_process import ServerProcess, metric
 
 MIN_FPS = 24.0
@@ -97,13 +96,12 @@ def main() -> None:
         "steps": rows,
         "overload": overload,
         "recovery_single_session": recovery,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "command": f"python -m bench.capacity --max-sessions {args.max_sessions} "
-        f"--onsets {args.onsets} --driver {args.driver}",
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"capacity-{args.driver}.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: v for k, v in report.items() if k != "steps"}, indent=1, default=float))
+    command = (
+        f"python -m bench.capacity --max-sessions {args.max_sessions} --onsets {args.onsets} "
+        f"--driver {args.driver}"
+    )
+    save(f"capacity-{args.driver}", report, command)
 
 
 if __name__ == "__main__":

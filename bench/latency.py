@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.mouth import mouth_openings
+from bench.report import save
 from bench.server_process import ServerProcess, metric, metrics_text
 from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
 from bench.whip_client import WebRtcClient
@@ -32,7 +31,6 @@ SEARCH_S = 0.6  # look this long after an onset for the lips and the voice
 # the first frame where a viewer sees the lips part.
 OPEN_ABOVE_CLOSED = 0.01
 VOICE_ONSET_RMS = 0.02
-RESULTS = Path(__file__).parent / "results"
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -132,24 +130,17 @@ def main() -> None:
         started = time.time()
         result = asyncio.run(run(url, args.onsets, args.sessions))
     result.update(
-        {
-            "driver": args.driver,
-            "fps_configured": args.fps,
-            "onsets": args.onsets,
-            "sessions": args.sessions,
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
-            "started": started,
-            "command": f"python -m bench.latency --onsets {args.onsets} --sessions "
-            f"{args.sessions} --driver {args.driver}",
-        }
-    )
+        {"driver": args.driver, "fps_configured": args.fps, "onsets": args.onsets,
+         "sessions": args.sessions, "started": started}
+    )  # fmt: skip
     for session in result["per_session"]:
         session.pop("offsets_s")
         session.pop("latencies_s")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"latency-{args.driver}-{args.sessions}s.json"
-    out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    command = (
+        f"python -m bench.latency --onsets {args.onsets} --sessions {args.sessions} "
+        f"--driver {args.driver}"
+    )
+    save(f"latency-{args.driver}-{args.sessions}s", result, command)
 
 
 if __name__ == "__main__":

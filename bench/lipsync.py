@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.latency import RESULTS
 from bench.mouth import mouth_openings
+from bench.report import save
 from bench.server_process import ServerProcess
 from bench.whip_client import SEND_FRAME_SAMPLES, SEND_RATE_HZ, WebRtcClient, load_voice_48k
 
@@ -130,18 +127,12 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "server.log"
     with ServerProcess(log, "--driver", args.driver) as url:
         result = asyncio.run(measure(url, samples))
-    result.update(
-        {
-            "driver": args.driver,
-            "clips": names,
-            "speech_s": len(samples) / SEND_RATE_HZ,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": f"python -m bench.lipsync --clips {args.clips} --driver {args.driver}",
-        }
+    result.update({"driver": args.driver, "clips": names, "speech_s": len(samples) / SEND_RATE_HZ})
+    save(
+        f"lipsync-{args.driver}",
+        result,
+        f"python -m bench.lipsync --clips {args.clips} --driver {args.driver}",
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"lipsync-{args.driver}.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

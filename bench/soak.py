@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.latency import PERIOD_S, RESULTS, analyse
+from bench.latency import PERIOD_S, analyse
 from bench.mouth import MouthMeter
 from bench.process_stats import sample
+from bench.report import save
 from bench.server_process import ServerProcess
 from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
 from bench.whip_client import WebRtcClient
@@ -85,17 +83,9 @@ def main() -> None:
     with server as url:
         assert server.process is not None
         result = asyncio.run(soak(url, server.process.pid, args.minutes))
-    result.update(
-        {
-            "driver": args.driver,
-            "minutes": args.minutes,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": f"python -m bench.soak --minutes {args.minutes:g} --driver {args.driver}",
-        }
-    )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"soak-{args.driver}.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    result.update({"driver": args.driver, "minutes": args.minutes})
+    command = f"python -m bench.soak --minutes {args.minutes:g} --driver {args.driver}"
+    save(f"soak-{args.driver}", result, command)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# numpy's OpenBLAS starts a helper thread per core that spins in sched_yield after every BLAS call:
+# with one session it burned half a core doing nothing (seen in gdb as blas_thread_server). The
+# server's parallelism is one worker thread per session stage, so BLAS gets one thread. Must be set
+# before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402  (after the thread settings above)
 import json
 import logging
 import sys

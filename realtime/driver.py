@@ -17,9 +17,13 @@ class MouthDriver(Protocol):
     Attributes:
         lookahead_samples: audio the driver must see past the end of a frame before it can emit that
             frame. Counted in the pipeline delay.
+        lips_lag_samples: how long after a sound starts this driver's lips visibly respond, measured
+            (bench/latency.py); the server holds the returned voice that much longer so that voice
+            and lips arrive together.
     """
 
     lookahead_samples: int
+    lips_lag_samples: int
 
     def push(self, audio: np.ndarray) -> np.ndarray:
         """Consumes ``(n,)`` float32 samples in [-1, 1] and returns ``(k, N_MOUTH_PARAMS)`` float32.

@@ -34,6 +34,7 @@ class LoudnessDriver:
     """
 
     lookahead_samples = 0
+    lips_lag_samples = 0  # the mouth opens in the frame where the level rises
 
     def __init__(self, clock: MediaClock) -> None:
         self._clock = clock

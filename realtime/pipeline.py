@@ -41,6 +41,11 @@ class MotionPipeline:
         return self._driver.lookahead_samples
 
     @property
+    def lips_lag_samples(self) -> int:
+        """How much longer than its frame the voice should be held to meet the lips."""
+        return self._driver.lips_lag_samples
+
+    @property
     def samples_seen(self) -> int:
         """Input samples consumed so far: the session's media clock."""
         return self._samples_seen

@@ -142,7 +142,7 @@ class AvatarSession:
             self._offer(done.poses)
         lead_limit = self._newest_ready - MAX_VOICE_LEAD_FRAMES
         if lead_limit >= 0:
-            self._release_voice(self.clock.frame_end(lead_limit))
+            self._release_voice(self._voice_end(lead_limit))
 
     def _process(self, batch: list[Arrived]) -> Processed:
         """Worker thread: resample and advance the motion pipeline, frame by frame."""
@@ -184,13 +184,17 @@ class AvatarSession:
             self.video.publish(frame, pose.index)
             self.frames_rendered += 1
             self._metrics.frames_rendered.inc()
-            self._release_voice(self.clock.frame_end(pose.index))
+            self._release_voice(self._voice_end(pose.index))
 
     def _render(self, pose: FramePose) -> av.VideoFrame:
         start = time.thread_time()
         frame = self._composer.frame(pose)
         self._metrics.stage_cpu.labels("render").inc(time.thread_time() - start)
         return frame
+
+    def _voice_end(self, frame_index: int) -> int:
+        """The last input sample whose voice may leave with video frame ``frame_index``."""
+        return self.clock.frame_end(frame_index) - self._pipeline.lips_lag_samples
 
     def _release_voice(self, until_sample: int) -> None:
         now = time.monotonic()

@@ -49,34 +49,3 @@ def mouth_openings(frames: list[np.ndarray]) -> np.ndarray:
         return np.array([meter(frame) for frame in frames], dtype=np.float32)
     finally:
         meter.close()
-
-
-def frame_loudness(
-    send_times: list[float], rms: np.ndarray, frame_times: list[float]
-) -> np.ndarray:
-    """Voice RMS (dB) at each frame time: the loudest sent 20 ms block within ±20 ms of it."""
-    send = np.asarray(send_times)
-    db = 20 * np.log10(np.asarray(rms) + 1e-5)
-    out = np.empty(len(frame_times), dtype=np.float32)
-    for i, t in enumerate(frame_times):
-        near = np.abs(send - t) <= 0.02
-        out[i] = db[near].max() if near.any() else db.min()
-    return out
-
-
-def best_lag_correlation(
-    signal: np.ndarray, reference: np.ndarray, max_lag: int
-) -> tuple[float, int]:
-    """Pearson r of ``signal`` against ``reference`` at the best lag in frames (positive: signal
-    late)."""
-    best = (-1.0, 0)
-    for lag in range(-max_lag, max_lag + 1):
-        a = signal[max(lag, 0) : len(signal) + min(lag, 0)]
-        b = reference[max(-lag, 0) : len(reference) - max(lag, 0)]
-        ok = ~(np.isnan(a) | np.isnan(b))
-        if ok.sum() < 10 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-            continue
-        r = float(np.corrcoef(a[ok], b[ok])[0, 1])
-        if r > best[0]:
-            best = (r, lag)
-    return best

@@ -48,7 +48,3 @@ class MediaClock:
         # frame_end(n) = (n + 1) * rate // fps <= usable, solved for the count n + 1 (exact
         # integers).
         return ((usable + 1) * self.fps - 1) // self.sample_rate_hz
-
-    def frame_duration_s(self) -> float:
-        """Nominal duration of one video frame in seconds (for pacing and reports only)."""
-        return 1.0 / self.fps

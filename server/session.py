@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import av
 from aiortc import RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamTrack
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
@@ -121,11 +120,6 @@ class AvatarSession:
         """Closes one consumer's connection; the session and other consumers carry on."""
         self._peers.discard(pc)
         await pc.close()
-
-    @property
-    def consumers(self) -> int:
-        """Peer connections attached now (the publisher's own included)."""
-        return len(self._peers)
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -240,8 +234,3 @@ class AvatarSession:
             self.frames_rendered,
             self.frames_dropped,
         )
-
-
-def is_audio(track: MediaStreamTrack) -> bool:
-    """Whether ``track`` carries audio."""
-    return track.kind == "audio"

@@ -143,6 +143,23 @@ def pixel_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def seam_gaps(
+    n: int, mf: MouthFrame, gaps: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every pixel of an n x n crop against the lip seam: ``xs, ys, s, gap_up, gap_lo``.
+
+    ``s`` is px below the seam; ``gap_up``/``gap_lo`` are the photo's lip gaps (from ``lip_gaps``)
+    above and below the seam at that pixel's position along the mouth, 0 beyond the corners.
+    """
+    t_s, up, lo = gaps
+    xs, ys = pixel_grid(n)
+    t, v = mf.coords(np.stack([xs, ys], axis=-1))
+    s = v - mf.seam(t)
+    gap_up = np.interp(t, t_s, up, left=0.0, right=0.0)
+    gap_lo = np.interp(t, t_s, lo, left=0.0, right=0.0)
+    return xs, ys, s, gap_up, gap_lo
+
+
 def close_mouth(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile) -> np.ndarray:
     """Warps the photo's open lips shut along the seam (its teeth and cavity disappear).
 
@@ -150,14 +167,10 @@ def close_mouth(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame, lp: LipProfile
     comes down rigidly, the skin up to the nose stretches), pixels below from lower down, so what
     lay between the lips is skipped, not squeezed. Returns the new ``crop`` (uint8, same shape).
     """
-    t_s, up, lo = lip_gaps(lm, mf)
-    if up.max() + lo.max() < MIN_GAP_TO_CLOSE_PX:
+    gaps = lip_gaps(lm, mf)
+    if gaps[1].max() + gaps[2].max() < MIN_GAP_TO_CLOSE_PX:
         return crop
-    xs, ys = pixel_grid(crop.shape[0])
-    t, v = mf.coords(np.stack([xs, ys], axis=-1))
-    s = v - mf.seam(t)
-    gap_up = np.interp(t, t_s, up, left=0.0, right=0.0)
-    gap_lo = np.interp(t, t_s, lo, left=0.0, right=0.0)
+    xs, ys, s, gap_up, gap_lo = seam_gaps(crop.shape[0], mf, gaps)
     w_up = np.clip((s - lp.nose_s) / (-lp.upper_lip - lp.nose_s), 0.0, 1.0)
     w_lo = np.clip((lp.chin_s - s) / (lp.chin_s - lp.lower_lip), 0.0, 1.0)
     shift = np.where(s < 0.0, -gap_up * w_up, gap_lo * w_lo)
@@ -259,19 +272,14 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
 def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndarray | None:
     """Median RGB of the teeth the photo itself shows between its lips, or None if it shows none.
 
-        Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the
-    synthetic
-        teeth in the photo's white balance.
+    Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the synthetic
+    teeth in the photo's white balance.
     """
-    t_s, up, lo = lip_gaps(lm, mf)
-    if up.max() + lo.max() < MIN_TEETH_GAP_PX:
+    gaps = lip_gaps(lm, mf)
+    if gaps[1].max() + gaps[2].max() < MIN_TEETH_GAP_PX:
         return None
-    xs, ys = pixel_grid(crop.shape[0])
-    t, v = mf.coords(np.stack([xs, ys], axis=-1))
-    s = v - mf.seam(t)
-    inside = (s > -np.interp(t, t_s, up, left=0.0, right=0.0) + 1.0) & (
-        s < np.interp(t, t_s, lo, left=0.0, right=0.0) - 1.0
-    )
+    _, _, s, gap_up, gap_lo = seam_gaps(crop.shape[0], mf, gaps)
+    inside = (s > -gap_up + 1.0) & (s < gap_lo - 1.0)
     pix = crop[inside].astype(np.float32)
     if len(pix) < MIN_TEETH_PIXELS:
         return None

@@ -272,8 +272,8 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
 def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndarray | None:
     """Median RGB of the teeth the photo itself shows between its lips, or None if it shows none.
 
-    Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the synthetic
-    teeth in the photo's white balance.
+    Teeth are the bright, unsaturated pixels of the lip gap; reusing their colour keeps the
+    synthetic teeth in the photo's white balance.
     """
     gaps = lip_gaps(lm, mf)
     if gaps[1].max() + gaps[2].max() < MIN_TEETH_GAP_PX:

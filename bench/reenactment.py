@@ -35,6 +35,7 @@ from lipstream.models.motion.landmarks import (
 )
 from lipstream.models.motion.metrics import lip_sync
 from lipstream.models.motion.posteriors import pitch_shift
+from lipstream.models.motion.scripted import ScriptedEncoder
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.driver import MouthDriver
 from lipstream.realtime.pose import N_MOUTH_PARAMS, FramePose
@@ -44,31 +45,6 @@ logger = logging.getLogger("reenactment")
 FPS = 25
 
 
-class AlignedPhones:
-    """Replays a clip's forced-aligned phones as one-hot posteriors with the encoder's timing.
-
-    Drives the motion model with exact phones (an upper bound that isolates the motion model and the
-    renderer from encoder errors); the real encoder replaces it in the ``learned`` driver.
-    """
-
-    def __init__(self, clip_id: str, n_frames: int, lookahead_ms: int = 50) -> None:
-        self._posteriors = onehot_from_alignment(clip_id, n_frames)
-        self.lookahead_ms = lookahead_ms
-        self.reset()
-
-    def reset(self) -> None:
-        self._seen = 0
-        self._emitted = 0
-
-    def push(self, audio: np.ndarray) -> np.ndarray:
-        self._seen += len(audio)
-        ready = max(0, (self._seen - self.lookahead_ms * 16) // 160)
-        ready = min(ready, len(self._posteriors))
-        out = self._posteriors[self._emitted : ready]
-        self._emitted = max(self._emitted, ready)
-        return out
-
-
 def make_driver(name: str, clock: MediaClock, clip_id: str, n_samples: int) -> MouthDriver:
     """Driver by name: ``learned`` (encoder + motion), ``aligned`` (true phones), ``loudness``."""
     if name in ("learned", "aligned"):
@@ -76,7 +52,7 @@ def make_driver(name: str, clock: MediaClock, clip_id: str, n_samples: int) -> M
 
         if name == "aligned":
             n_hops = (n_samples + clock.sample_rate_hz) // 160  # a second of SIL past the end
-            return LearnedDriver(clock, encoder=AlignedPhones(clip_id, n_hops))
+            return LearnedDriver(clock, encoder=ScriptedEncoder(onehot_from_alignment(clip_id, n_hops)))
         return LearnedDriver(clock)
     if name == "loudness":
         from lipstream.realtime.loudness import LoudnessDriver

@@ -7,6 +7,8 @@ import pytest
 from lipstream.models.motion.dataset import SILENCE_DB, hop_levels_db, sil_row, windows
 from lipstream.models.motion.landmarks import mouth_params_raw
 from lipstream.models.motion.metrics import lip_sync
+from lipstream.models.motion.scripted import HOP_SAMPLES as HOP
+from lipstream.models.motion.scripted import ScriptedEncoder
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.motion import (
     MAX_LOOKAHEAD_MS,
@@ -17,33 +19,6 @@ from lipstream.realtime.motion import (
 )
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES
 from lipstream.realtime.pose import N_MOUTH_PARAMS
-
-HOP = 160
-
-
-class ScriptedEncoder:
-    """Stands in for the encoder where a test needs exact posteriors: replays a fixed sequence.
-
-    Posterior frame ``j`` is released once ``(j + 1) * HOP`` samples plus ``lookahead_ms`` have
-    arrived, the timing the real encoder promises.
-    """
-
-    def __init__(self, posteriors: np.ndarray, lookahead_ms: int = 20) -> None:
-        self.posteriors = posteriors
-        self.lookahead_ms = lookahead_ms
-        self.lookahead_samples = lookahead_ms * 16
-        self.reset()
-
-    def reset(self) -> None:
-        self._seen = 0
-        self._emitted = 0
-
-    def push(self, audio: np.ndarray) -> np.ndarray:
-        self._seen += len(audio)
-        ready = min(len(self.posteriors), max(0, (self._seen - self.lookahead_samples) // HOP))
-        out = self.posteriors[self._emitted : ready]
-        self._emitted = max(self._emitted, ready)
-        return out
 
 
 def phone_track(phones: list[tuple[str, int]]) -> np.ndarray:
@@ -90,7 +65,7 @@ def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionMo
     rng = np.random.default_rng(0)
     posteriors = rng.dirichlet(np.full(len(PHONES), 0.3), size=400).astype(np.float32)
     clock = MediaClock(fps=25)
-    driver = LearnedDriver(clock, ScriptedEncoder(posteriors), motion)
+    driver = LearnedDriver(clock, ScriptedEncoder(posteriors, lookahead_ms=20), motion)
     audio = (0.1 * rng.standard_normal((len(posteriors) - 4) * HOP)).astype(np.float32)
     audio *= np.repeat(rng.uniform(0, 1, len(audio) // HOP), HOP).astype(np.float32)
     whole = driver.push(audio)

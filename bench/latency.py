@@ -4,7 +4,8 @@ A client sends words that start on an open vowel (espeak-ng: "ah", "odd", "up", 
 apart, over WHIP and records what comes back. Latency = arrival of the first returned frame whose
 mouth (MediaPipe inner-lip gap, from the frame pixels) opens after an onset, minus the time that
 onset's packet left the client. A/V offset = arrival of the returned voice's onset minus arrival
-of the lips' opening. Server-side stages come from /metrics.
+of the lips' opening. Each latency is split into stages with the server's per-frame timestamps
+(bench/stages.py); CPU per stage comes from /metrics.
 
     python -m bench.latency --onsets 200 [--driver learned] [--sessions 1]
 """
@@ -22,6 +23,7 @@ import numpy as np
 from bench.mouth import mouth_openings
 from bench.report import save
 from bench.server_process import ServerProcess, metric, metrics_text
+from bench.stages import ServerTimeline, fetch_timeline, frame_indices, split, summarise
 from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
 from bench.whip_client import WebRtcClient
 
@@ -45,9 +47,14 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> dict[str, object]:
+def analyse(
+    client: WebRtcClient,
+    onsets: list[int],
+    openings: np.ndarray,
+    timeline: ServerTimeline | None = None,
+) -> dict[str, object]:
     """Per-onset lip latency and A/V offset from what ``client`` sent and the measured
-    ``openings``."""
+    ``openings``; with the server's ``timeline``, each latency split into stages too."""
     assert client.voice is not None
     received = client.received
     valid = openings[~np.isnan(openings)]
@@ -55,7 +62,8 @@ def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> di
     video_at = np.asarray(received.video_at)
     audio_at = np.asarray(received.audio_at)
     audio_rms = np.asarray(received.audio_rms)
-    latencies, offsets = [], []
+    indices = frame_indices(received.video_pts, received.video_at, timeline) if timeline else None
+    latencies, offsets, splits = [], [], []
     for onset in onsets:
         sent = client.voice.send_time(onset)
         if np.isnan(sent):
@@ -65,6 +73,9 @@ def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> di
         if window.any():
             lips_at = video_at[np.argmax(window)]
             latencies.append(lips_at - sent)
+            if timeline is not None and indices is not None:
+                stages = split(sent, lips_at, indices[int(np.argmax(window))], timeline)
+                splits += [stages] if stages else []
             if voice.any():
                 offsets.append(audio_at[np.argmax(voice)] - lips_at)
     face_rate = float(np.mean(~np.isnan(openings))) if len(openings) else 0.0
@@ -73,6 +84,8 @@ def analyse(client: WebRtcClient, onsets: list[int], openings: np.ndarray) -> di
         "av_offset_ms": _percentiles(offsets),
         "latencies_s": latencies,
         "offsets_s": offsets,
+        "stages_ms": summarise(splits),
+        "stages_split": len(splits),
         "face_found_rate": face_rate,
         "frames": len(openings),
     }
@@ -95,9 +108,13 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
     for client in clients:
         await client.publish(samples)
     await asyncio.sleep(len(samples) / RATE_HZ + 0.5)
+    timelines = [await fetch_timeline(url, c.resource or "") for c in clients]
     for client in clients:
         await client.close()
-    results = [analyse(c, onsets, mouth_openings(c.received.frames)) for c in clients]
+    results = [
+        analyse(c, onsets, mouth_openings(c.received.frames), timeline)
+        for c, timeline in zip(clients, timelines)
+    ]
     fps = [c.received.fps(c.received.video_at[0] + 1, c.received.video_at[-1]) for c in clients]
     return {
         "per_session": results,

@@ -71,6 +71,17 @@ async def session_stats(request: web.Request) -> web.Response:
     return web.json_response(session.stats())
 
 
+async def session_frames(request: web.Request) -> web.Response:
+    """Per-frame server timestamps of one session (CLOCK_MONOTONIC), for latency stage splits."""
+    state = request.app[ServerState.KEY]
+    session = state.sessions.by_id.get(request.match_info["session_id"])
+    if session is None:
+        return web.json_response({"error": "no such session"}, status=404)
+    fields = ["index", "ready_at", "posed_at", "rendered_at"]
+    rows = [[t.index, t.ready_at, t.posed_at, t.rendered_at] for t in session.timeline]
+    return web.json_response({"fps": session.clock.fps, "fields": fields, "frames": rows})
+
+
 async def upload_avatar(request: web.Request) -> web.Response:
     """Accepts a multipart photo upload (field ``photo``) and builds an avatar from it."""
     state = request.app[ServerState.KEY]
@@ -135,6 +146,7 @@ def create_app(options: ServeOptions) -> web.Application:
     app.router.add_post("/whip", whip_post)
     app.router.add_delete("/whip/{session_id}", whip_delete)
     app.router.add_get("/whip/{session_id}/stats", session_stats)
+    app.router.add_get("/whip/{session_id}/frames", session_frames)
     app.router.add_get("/ws/ingest", ws_ingest)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)

@@ -40,6 +40,7 @@ MAX_VOICE_LEAD_FRAMES = (
     2  # voice waits at most this many frames for a late render, so it never stalls
 )
 RECENT_DELAYS = 250  # voice frames (5 s) behind the delay figure shown on the talk page
+TIMELINE_FRAMES = 25 * 60 * 6  # per-frame timestamps kept for the bench: the last 6 min at 25 fps
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,21 @@ class Processed:
 
     held: list[HeldVoice]
     poses: list[FramePose]
+    ready_at: list[float]  # per pose: arrival of the input frame that completed its audio
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """When one rendered video frame passed each server stage (``time.monotonic()`` seconds).
+
+    CLOCK_MONOTONIC is shared by every process on a host, so a client on the same machine can put
+    these beside its own send and receive times (bench/latency.py splits the latency this way).
+    """
+
+    index: int
+    ready_at: float  # the input frame that completed this frame's audio (+ look-ahead) arrived
+    posed_at: float  # the mouth pose reached the event loop (resample, VAD, encoder, motion)
+    rendered_at: float  # the rendered frame was handed to the outgoing track (encode, send next)
 
 
 class AvatarSession:
@@ -94,6 +110,8 @@ class AvatarSession:
         self._peers: set[RTCPeerConnection] = set()
         self._held: deque[HeldVoice] = deque()
         self._pending_pose: FramePose | None = None
+        self._pending_times: tuple[float, float] = (0.0, 0.0)  # ready_at, posed_at of that pose
+        self.timeline: deque[FrameTimes] = deque(maxlen=TIMELINE_FRAMES)
         self._pose_ready = asyncio.Event()
         self._newest_ready = -1
         self._recent_delays_s: deque[float] = deque(maxlen=RECENT_DELAYS)
@@ -133,34 +151,37 @@ class AvatarSession:
         done = await loop.run_in_executor(self._motion_worker, self._process, batch)
         self._held.extend(done.held)
         if done.poses:
-            self._offer(done.poses)
+            self._offer(done.poses, done.ready_at[-1])
         lead_limit = self._newest_ready - MAX_VOICE_LEAD_FRAMES
         if lead_limit >= 0:
             self._release_voice(self._voice_end(lead_limit))
 
     def _process(self, batch: list[Arrived]) -> Processed:
         """Worker thread: resample and advance the motion pipeline, frame by frame."""
-        held, poses = [], []
+        held, poses, ready_at = [], [], []
         resample_s = motion_s = 0.0
         for item in batch:
             start = time.thread_time()
             converted = self._front_end.convert(item.frame)
             mid = time.thread_time()
-            poses += self._pipeline.push(converted.pipeline)
+            new_poses = self._pipeline.push(converted.pipeline)
+            poses += new_poses
+            ready_at += [item.arrived_s] * len(new_poses)
             resample_s += mid - start
             motion_s += time.thread_time() - mid
             end_sample = self._pipeline.samples_seen
             held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in converted.voice]
         self._metrics.stage_cpu.labels("resample").inc(resample_s)
         self._metrics.stage_cpu.labels("motion").inc(motion_s)
-        return Processed(held, poses)
+        return Processed(held, poses, ready_at)
 
-    def _offer(self, poses: list[FramePose]) -> None:
+    def _offer(self, poses: list[FramePose], ready_at: float) -> None:
         skipped = len(poses) - 1 + (self._pending_pose is not None)
         if skipped:
             self.frames_dropped += skipped
             self._metrics.frames_dropped.inc(skipped)
         self._pending_pose = poses[-1]
+        self._pending_times = (ready_at, time.monotonic())
         self._newest_ready = poses[-1].index
         self._pose_ready.set()
 
@@ -174,8 +195,10 @@ class AvatarSession:
             pose, self._pending_pose = self._pending_pose, None
             if pose is None:
                 continue
+            ready_at, posed_at = self._pending_times
             frame = await loop.run_in_executor(self._render_worker, self._render, pose)
             self.video.publish(frame, pose.index)
+            self.timeline.append(FrameTimes(pose.index, ready_at, posed_at, time.monotonic()))
             self.frames_rendered += 1
             self._metrics.frames_rendered.inc()
             self._release_voice(self._voice_end(pose.index))

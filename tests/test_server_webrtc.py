@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.mouth import mouth_openings
+from bench.stages import fetch_timeline, frame_indices
 from bench.whip_client import WebRtcClient
 from tests.conftest import Speech, metric
 
@@ -83,3 +84,26 @@ async def test_hang_up_frees_the_session(server: str) -> None:
     assert metric(server, "lipstream_sessions") == 1
     await client.close()
     assert metric(server, "lipstream_sessions") == 0
+
+
+async def test_frame_timeline_lines_up_with_what_the_client_received(server: str) -> None:
+    client = WebRtcClient(server, keep_frames=False)
+    await client.publish(np.zeros(48_000 * 3, dtype=np.float32))
+    await asyncio.sleep(2.0)
+    try:
+        timeline = await fetch_timeline(server, client.resource or "")
+        frames = sorted(timeline.rendered_at)
+        assert len(frames) >= FPS, "about 2 s of frames should have been rendered"
+        for i in frames:
+            assert timeline.ready_at[i] <= timeline.posed_at[i] <= timeline.rendered_at[i]
+        received = client.received
+        indices = frame_indices(received.video_pts, received.video_at, timeline)
+        delays = [
+            at - timeline.rendered_at[i]
+            for i, at in zip(indices, received.video_at)
+            if i in timeline.rendered_at
+        ]
+        assert len(delays) >= 0.9 * len(received.video_at) - 2
+        assert 0 < min(delays) and max(delays) < 0.5, "received frames must map to rendered ones"
+    finally:
+        await client.close()

@@ -113,7 +113,7 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
         await client.close()
     results = [
         analyse(c, onsets, mouth_openings(c.received.frames), timeline)
-        for c, timeline in zip(clients, timelines)
+        for c, timeline in zip(clients, timelines, strict=True)
     ]
     fps = [c.received.fps(c.received.video_at[0] + 1, c.received.video_at[-1]) for c in clients]
     return {

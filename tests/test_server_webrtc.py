@@ -100,7 +100,7 @@ async def test_frame_timeline_lines_up_with_what_the_client_received(server: str
         indices = frame_indices(received.video_pts, received.video_at, timeline)
         delays = [
             at - timeline.rendered_at[i]
-            for i, at in zip(indices, received.video_at)
+            for i, at in zip(indices, received.video_at, strict=True)
             if i in timeline.rendered_at
         ]
         assert len(delays) >= 0.9 * len(received.video_at) - 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from bench.report import RESULTS
+from bench.stages import STAGES
 
 
 def _load(name: str) -> dict | None:
@@ -19,19 +20,32 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} ms"
 
 
-def latency_rows(driver: str) -> list[str]:
-    """Glass-to-glass and A/V offset, one session."""
-    data = _load(f"latency-{driver}-1s")
+def latency_rows(driver: str, sessions: int = 1) -> list[str]:
+    """Glass-to-glass, its stages and the A/V offset; the worst session when there are several."""
+    data = _load(f"latency-{driver}-{sessions}s")
     if data is None:
         return []
-    s = data["per_session"][0]
+    s = max(data["per_session"], key=lambda r: r["latency_ms"]["p95"] or 0.0)
     lat, av = s["latency_ms"], s["av_offset_ms"]
-    return [
-        f"| lips after voice onset, p50 / p95 / p99 ({lat['n']} onsets), `{driver}` | "
+    who = f"`{driver}`" + (f", worst of {sessions} sessions at once" if sessions > 1 else "")
+    rows = [
+        f"| lips after voice onset, p50 / p95 / p99 ({lat['n']} onsets), {who} | "
         f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} | `{data['command']}` |",
-        f"| returned voice after lips, p50 / p95, `{driver}` | "
+        f"| returned voice after lips, p50 / p95, {who} | "
         f"{_ms(av['p50'])} / {_ms(av['p95'])} | same run |",
     ]
+    if sessions > 1:
+        rows.append(
+            f"| lowest fps of the {sessions} sessions | {min(data['fps']):.1f} | same run |"
+        )
+    stages = s.get("stages_ms")
+    if stages:
+        split = " / ".join(f"{stages[k]['mean_ms']:.0f}" for k in STAGES)
+        rows.append(
+            f"| where that time goes, mean ms: audio in (frame + look-ahead + transport) / motion "
+            f"/ render / encode-send-receive-decode | {split} | same run |"
+        )
+    return rows
 
 
 def capacity_rows(driver: str) -> list[str]:
@@ -98,6 +112,7 @@ def main() -> None:
     rows = ["| measure | result | command |", "|---|---|---|"]
     for driver in ("learned", "loudness"):
         rows += latency_rows(driver) + lipsync_rows(driver)
+    rows += latency_rows("learned", sessions=4)
     for driver in ("learned", "loudness"):
         rows += capacity_rows(driver) + soak_rows(driver)
     print("\n".join(rows))

@@ -1,6 +1,12 @@
 """Once-per-photo preparation: face detection, landmarks, framing and the generator's rig."""
 
-from lipstream.avatar.build import BuiltAvatar, build_avatar, default_cache_dir, default_photo
+from lipstream.avatar.build import (
+    BuiltAvatar,
+    build_avatar,
+    cached_avatar,
+    default_cache_dir,
+    default_photo,
+)
 from lipstream.avatar.errors import (
     AvatarError,
     FaceTooSmallError,
@@ -19,6 +25,7 @@ __all__ = [
     "PhotoTooLargeError",
     "ProfileFaceError",
     "build_avatar",
+    "cached_avatar",
     "default_cache_dir",
     "default_photo",
 ]

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -102,6 +103,17 @@ def build_avatar(
     steps.close()
     logger.info("avatar %s built in %s (%s)", avatar_id[:12], final, "; ".join(notes) or "no notes")
     return BuiltAvatar(avatar_id, final, notes)
+
+
+def cached_avatar(avatar_id: str, cache_dir: Path | None = None) -> BuiltAvatar | None:
+    """The avatar already built for ``avatar_id`` in the cache, or None (also for a malformed id).
+
+    Lets a server process use an avatar that another process built, knowing only its id.
+    """
+    if not re.fullmatch(r"[0-9a-f]{64}", avatar_id):  # a SHA-256 hex digest, never a path
+        return None
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return _read_cached(root / f"{avatar_id}-v{FORMAT_VERSION}", avatar_id)
 
 
 def _read_cached(final: Path, avatar_id: str) -> BuiltAvatar | None:

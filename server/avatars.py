@@ -8,7 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lipstream.avatar import AvatarError, BuiltAvatar, build_avatar
+from lipstream.avatar import AvatarError, BuiltAvatar, build_avatar, cached_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.render import Renderer
 from PIL import Image, UnidentifiedImageError
@@ -63,6 +63,27 @@ class AvatarStore:
     def _build(self, photo: bytes | Path) -> BuiltAvatar:
         built = build_avatar(photo, cache_dir=self._cache_dir)
         self._renderers.setdefault(built.avatar_id, self._load(built))
+        return built
+
+    async def find(self, avatar_id: str | None) -> bool:
+        """Whether ``avatar_id`` can be used here, loading it from the on-disk cache if needed.
+
+        With several server processes an upload is built by one of them; the others find the
+        result in the shared cache by id. Loading runs off the event loop, like building.
+        """
+        if avatar_id is None or avatar_id in self._built:
+            return avatar_id is not None
+        loop = asyncio.get_running_loop()
+        built = await loop.run_in_executor(self._builder, self._load_cached, avatar_id)
+        if built is None:
+            return False
+        self._built[built.avatar_id] = built
+        return True
+
+    def _load_cached(self, avatar_id: str) -> BuiltAvatar | None:
+        built = cached_avatar(avatar_id, self._cache_dir)
+        if built is not None:
+            self._renderers.setdefault(built.avatar_id, self._load(built))
         return built
 
     def _load(self, built: BuiltAvatar) -> Renderer:

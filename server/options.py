@@ -20,6 +20,7 @@ class ServeOptions:
     max_sessions: int = 4
     ice_servers: tuple[str, ...] = ()  # e.g. "turn:user:pass@turn.example.org:3478"
     cache_dir: Path | None = None
+    id_prefix: str = ""  # put before session and viewer ids; a worker's own, so the front can route
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:

@@ -68,9 +68,9 @@ async def whip_post(request: web.Request) -> web.Response:
         state.metrics.sessions_rejected.labels("bad_offer").inc()
         return _error(400, str(exc))
     avatar_id = request.query.get("avatar") or state.avatars.default_id
-    if avatar_id not in state.avatars:
+    if not await state.avatars.find(avatar_id):
         return _error(404, f"unknown avatar {avatar_id!r}; upload a photo to /api/avatars first")
-    session_id = secrets.token_hex(6)
+    session_id = state.options.id_prefix + secrets.token_hex(6)
     channel = request.query.get("channel") or session_id
     try:
         state.sessions.reserve(channel)
@@ -173,7 +173,7 @@ async def whep_post(request: web.Request) -> web.Response:
     if session is None:
         return _error(404, f"nobody is speaking on channel {channel!r}")
     pc = new_peer_connection(state)
-    viewer_id = secrets.token_hex(6)
+    viewer_id = state.options.id_prefix + secrets.token_hex(6)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)

@@ -94,21 +94,25 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
     rate = _rate(request)
     channel = request.query.get("channel", "")
     avatar_id = request.query.get("avatar") or state.avatars.default_id
-    if avatar_id not in state.avatars:
+    if not await state.avatars.find(avatar_id):
         raise web.HTTPNotFound(text=f"unknown avatar {avatar_id!r}\n")
     try:
         state.sessions.reserve(channel)
     except RegistryError as exc:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else {}
         return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
+    socket = web.WebSocketResponse(heartbeat=10.0)
     try:
-        session = state.new_session(secrets.token_hex(6), channel, avatar_id)
+        if not socket.can_prepare(request).ok:  # a plain GET: refuse before a session exists
+            raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
+        session = state.new_session(
+            state.options.id_prefix + secrets.token_hex(6), channel, avatar_id
+        )
     except BaseException:
         state.sessions.release(channel)
         raise
     state.sessions.add(session)
     state.metrics.sessions.set(len(state.sessions.by_id))
-    socket = web.WebSocketResponse(heartbeat=10.0)
     await socket.prepare(request)
     await socket.send_json({"type": "session", "id": session.id, "channel": channel})
     playout = PcmPlayout(session, rate)

@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from prometheus_client.parser import text_string_to_metric_families
+
 START_TIMEOUT_S = 90.0  # the first start builds the default avatar (MediaPipe init included)
 
 
@@ -92,9 +94,22 @@ def metrics_text(url: str) -> str:
 
 def metric(url: str, name: str, labels: str = "") -> float:
     """One sample from /metrics, e.g. ``metric(url, "lipstream_stage_cpu_seconds_total",
-    'stage="render"')``."""
-    key = f"{name}{{{labels}}}" if labels else name
-    for line in metrics_text(url).splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[1])
-    raise KeyError(key)
+    'stage="render"')``; summed over the ``worker`` label of a server with several workers."""
+    wanted = _labels(labels)
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(metrics_text(url))
+        for sample in family.samples
+        if sample.name == name
+        and {k: v for k, v in sample.labels.items() if k != "worker"} == wanted
+    ]
+    if not values:
+        raise KeyError(f"{name}{{{labels}}}" if labels else name)
+    return sum(values)
+
+
+def _labels(text: str) -> dict[str, str]:
+    if not text:
+        return {}
+    family = next(iter(text_string_to_metric_families(f"x{{{text}}} 0\n")))
+    return dict(family.samples[0].labels)

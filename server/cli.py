@@ -23,8 +23,6 @@ from .options import DRIVERS, ServeOptions
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .app import create_app
-
     options = ServeOptions(
         avatar_photo=args.avatar,
         host=args.host,
@@ -34,9 +32,28 @@ def _serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         ice_servers=tuple(args.ice_server),
     )
+    if args.workers < 1:
+        raise ValueError("--workers must be at least 1")
     print(f"lipstream: open http://localhost:{args.port}/ (talk) or /viewer?channel=NAME (OBS)")
-    web.run_app(create_app(options), host=args.host, port=args.port, print=None)
+    if args.workers == 1:
+        from .app import create_app
+
+        web.run_app(create_app(options), host=args.host, port=args.port, print=None)
+        return 0
+    from .front import create_front_app
+    from .workers import WorkerStartError
+
+    app = create_front_app(options, args.workers, verbose=args.verbose)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None)
+    except WorkerStartError as exc:
+        print(f"lipstream: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _usable_cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -87,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--fps", type=int, default=25)
     serve.add_argument("--driver", choices=DRIVERS, default="learned")
-    serve.add_argument("--max-sessions", type=int, default=4)
+    serve.add_argument("--max-sessions", type=int, default=4, help="in all, over every worker")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_usable_cores(),
+        help="server processes, default one per usable core (%(default)s here): one process is "
+        "capped at one core by the GIL, and sessions are independent",
+    )
     serve.add_argument(
         "--ice-server",
         action="append",

@@ -1,0 +1,305 @@
+"""The front of ``lipstream serve --workers N``: the public port, relaying signaling to workers.
+
+The front serves the pages itself and relays every API call to a worker process over its unix
+socket. It stays stateless: session and viewer ids carry their worker's prefix (``w1-3fa9...``),
+and what it needs to know about sessions (counts for the global ``--max-sessions``, channels for
+uniqueness and WHEP) it asks the workers for. WebRTC media never passes through here: each
+worker's aiortc gathers its own ICE candidates and talks to the client directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from yarl import URL
+
+from .app import MULTIPART_OVERHEAD_BYTES, WEB_DIR, talk_page, viewer_page
+from .avatars import MAX_UPLOAD_BYTES
+from .options import ServeOptions
+from .registry import RETRY_AFTER_S
+from .workers import WORKER_URL, Worker, WorkerPool
+
+logger = logging.getLogger(__name__)
+
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)  # a WHIP answer waits for ICE gathering
+PASSED_BACK = ("Content-Type", "Location", "Retry-After")
+WORKER_ID = re.compile(r"w(\d+)-.+")
+
+
+@dataclass
+class Front:
+    """What the front's handlers share: the options, the pool, and the lock on new sessions."""
+
+    KEY: ClassVar[web.AppKey[Front]] = web.AppKey("lipstream_front")
+
+    options: ServeOptions
+    pool: WorkerPool
+    new_session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def worker_for(self, ident: str) -> Worker | None:
+        """The worker that made session or viewer id ``ident``, from its prefix."""
+        match = WORKER_ID.fullmatch(ident)
+        if match is None or int(match[1]) >= len(self.pool.workers):
+            return None
+        return self.pool.workers[int(match[1])]
+
+    async def survey(self) -> list[tuple[Worker, dict[str, Any] | None]]:
+        """Each worker with its pid and sessions, or None where it does not answer."""
+
+        async def ask(worker: Worker) -> dict[str, Any] | None:
+            try:
+                return dict(await worker.get_json("/internal/sessions"))
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+
+        answers = await asyncio.gather(*(ask(w) for w in self.pool.workers))
+        return list(zip(self.pool.workers, answers, strict=True))
+
+    async def place(self, channel: str) -> Worker | web.Response:
+        """The worker a new session on ``channel`` should go to, or the refusal to send back.
+
+        Call with ``new_session_lock`` held until the worker has answered, so that two offers at
+        once cannot both take the last slot or the same channel.
+        """
+        survey = await self.survey()
+        live = [(w, info) for w, info in survey if info is not None]
+        channels = {ch for _, info in live for ch in _channels(info)}
+        if channel and channel in channels:
+            return _error(409, f"channel {channel!r} already has a speaker")
+        limit = self.options.max_sessions
+        if sum(_load(info) for _, info in live) >= limit or not live:
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            return _error(503, f"all {limit} session slots are in use", **retry)
+        return min(live, key=lambda entry: _load(entry[1]))[0]
+
+
+def _channels(info: dict[str, Any]) -> list[str]:
+    return [s["channel"] for s in info["sessions"]] + list(info["starting"])
+
+
+def _load(info: dict[str, Any]) -> int:
+    return len(info["sessions"]) + len(info["starting"])
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n", headers=headers)
+
+
+async def forward(request: web.Request, worker: Worker) -> web.Response:
+    """Relays ``request`` (method, path, query, body, Content-Type) to ``worker`` and its answer
+    (status, body, Content-Type, Location, Retry-After) back. Bodies pass as raw bytes, so
+    multipart uploads keep their boundary."""
+    url = URL(WORKER_URL).with_path(request.rel_url.raw_path, encoded=True)
+    url = url.with_query(request.rel_url.raw_query_string)
+    content_type = request.headers.get("Content-Type")
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = await request.read()
+    try:
+        async with worker.client.request(
+            request.method, url, data=body, headers=headers, timeout=FORWARD_TIMEOUT
+        ) as response:
+            payload = await response.read()
+            passed = {k: response.headers[k] for k in PASSED_BACK if k in response.headers}
+            return web.Response(status=response.status, body=payload, headers=passed)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.warning("Worker %d did not answer %s %s: %r", worker.index, request.method, url, exc)
+        return _error(502, f"worker {worker.index} is not answering; try again shortly")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 with the summed sessions when every worker answers, 503 otherwise; per-worker detail."""
+    front = request.app[Front.KEY]
+    survey = await front.survey()
+    workers = [
+        {
+            "index": w.index,
+            "pid": None if info is None else info["pid"],
+            "sessions": None if info is None else len(info["sessions"]),
+            "restarts": w.restarts,
+        }
+        for w, info in survey
+    ]
+    ok = all(info is not None for _, info in survey)
+    sessions = sum(len(info["sessions"]) for _, info in survey if info is not None)
+    body = {"status": "ok" if ok else "degraded", "sessions": sessions, "workers": workers}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+class _Families(Collector):
+    """A collector that hands over families already gathered (the workers' merged metrics)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def merge_metrics(texts: dict[int, str]) -> bytes:
+    """Workers' Prometheus texts as one exposition: every sample gains a ``worker`` label, each
+    family keeps one HELP/TYPE. Sum over ``worker`` for server-wide totals."""
+    families: dict[str, Metric] = {}
+    for index, text in texts.items():
+        for family in text_string_to_metric_families(text):
+            merged = families.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type, family.unit)
+            )
+            merged.samples += [
+                sample._replace(labels={**sample.labels, "worker": str(index)})
+                for sample in family.samples
+            ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families.values()))
+    return generate_latest(registry)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text of every answering worker, labelled ``worker="i"``."""
+    front = request.app[Front.KEY]
+
+    async def text(worker: Worker) -> str | None:
+        try:
+            async with worker.client.get(WORKER_URL + "/metrics", timeout=FORWARD_TIMEOUT) as r:
+                return await r.text() if r.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    texts = await asyncio.gather(*(text(w) for w in front.pool.workers))
+    merged = merge_metrics({i: t for i, t in enumerate(texts) if t is not None})
+    return web.Response(body=merged, content_type="text/plain", charset="utf-8")
+
+
+async def to_first_worker(request: web.Request) -> web.Response:
+    """Config and uploads: worker 0 builds uploads into the shared cache, where the other
+    workers find them by id."""
+    return await forward(request, request.app[Front.KEY].pool.workers[0])
+
+
+async def whip_post(request: web.Request) -> web.Response:
+    """A new session goes to the worker with the fewest, within the global limits."""
+    front = request.app[Front.KEY]
+    async with front.new_session_lock:
+        placed = await front.place(request.query.get("channel", ""))
+        if isinstance(placed, web.Response):
+            return placed
+        return await forward(request, placed)
+
+
+async def by_session_id(request: web.Request) -> web.Response:
+    """``/whip/{id}`` and its sub-resources go to the worker named by the id's prefix."""
+    worker = request.app[Front.KEY].worker_for(request.match_info["session_id"])
+    if worker is None:
+        return _error(404, "no such session")
+    return await forward(request, worker)
+
+
+async def whep_post(request: web.Request) -> web.Response:
+    """A viewer goes to the worker whose session publishes the channel. With no such session,
+    worker 0 answers (its 400 for a bad offer, else its 404), as a single process would."""
+    front = request.app[Front.KEY]
+    channel = request.match_info["channel"]
+    publishers = [w for w, info in await front.survey() if info and channel in _channels(info)]
+    return await forward(request, publishers[0] if publishers else front.pool.workers[0])
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    """A viewer id names its worker by prefix, like a session id."""
+    worker = request.app[Front.KEY].worker_for(request.match_info["viewer_id"])
+    if worker is None:
+        return _error(404, "no such viewer")
+    return await forward(request, worker)
+
+
+async def ws_ingest(request: web.Request) -> web.StreamResponse:
+    """Places a WebSocket publisher like a WHIP offer, then relays messages both ways."""
+    front = request.app[Front.KEY]
+    client = web.WebSocketResponse(heartbeat=10.0)
+    if not client.can_prepare(request).ok:  # a plain GET: worker 0 says what is wrong with it
+        return await forward(request, front.pool.workers[0])
+    async with front.new_session_lock:
+        placed = await front.place(request.query.get("channel", ""))
+        if isinstance(placed, web.Response):
+            return placed
+        url = URL(WORKER_URL).with_path("/ws/ingest").with_query(request.rel_url.query)
+        try:
+            upstream = await placed.client.ws_connect(
+                url, timeout=aiohttp.ClientWSTimeout(ws_close=10)
+            )
+        except aiohttp.WSServerHandshakeError:
+            # Refused before any session started (rate, avatar, channel name); the handshake
+            # error carries no body, so ask again without the upgrade to relay the reason.
+            return await forward(request, placed)
+        except (aiohttp.ClientError, TimeoutError):
+            return _error(502, f"worker {placed.index} is not answering; try again shortly")
+    try:
+        await client.prepare(request)
+        await _relay(client, upstream)
+    finally:
+        await upstream.close()
+    return client
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    """Copies text and binary messages both ways until either side closes, then closes both."""
+
+    async def pump(
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    ) -> None:
+        async for message in source:
+            if message.type == WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == WSMsgType.BINARY:
+                await sink.send_bytes(message.data)  # waits while the sink is slow: back-pressure
+
+    pumps = [
+        asyncio.ensure_future(pump(client, upstream)),
+        asyncio.ensure_future(pump(upstream, client)),
+    ]
+    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    for task in pumps:
+        task.cancel()
+    await asyncio.gather(*pumps, return_exceptions=True)
+    await upstream.close()
+    await client.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
+
+
+def create_front_app(options: ServeOptions, workers: int, verbose: bool = False) -> web.Application:
+    """The front app; starting it starts the pool (startup fails if a worker cannot start)."""
+    app = web.Application(client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
+    front = Front(options, WorkerPool(options, workers, verbose))
+    app[Front.KEY] = front
+
+    async def start_pool(app: web.Application) -> None:
+        await front.pool.start()
+
+    async def stop_pool(app: web.Application) -> None:
+        await front.pool.stop()  # on shutdown, not cleanup: relayed WebSockets end with them
+
+    app.on_startup.append(start_pool)
+    app.on_shutdown.append(stop_pool)
+    app.router.add_get("/", talk_page)
+    app.router.add_get("/viewer", viewer_page)
+    app.router.add_static("/static", WEB_DIR)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/config", to_first_worker)
+    app.router.add_post("/api/avatars", to_first_worker)
+    app.router.add_post("/whip", whip_post)
+    app.router.add_route("*", "/whip/{session_id}", by_session_id)
+    app.router.add_route("*", "/whip/{session_id}/{rest:.*}", by_session_id)
+    app.router.add_get("/ws/ingest", ws_ingest)
+    app.router.add_post("/whep/{channel}", whep_post)
+    app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
+    return app

@@ -1,0 +1,175 @@
+"""The worker processes behind the front: start them, watch them, restart them, stop them.
+
+One process per core, because a single Python process is GIL-bound at one core however many
+sessions it runs, and sessions are independent. Each worker serves ``create_app`` on a unix socket
+in a temporary folder this pool owns, so workers need no ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .options import ServeOptions
+from .worker import options_to_json
+
+logger = logging.getLogger(__name__)
+
+WORKER_URL = "http://worker"  # the host is ignored: the connector dials the worker's socket
+START_TIMEOUT_S = 180.0  # the first start builds the default avatar (MediaPipe init included)
+STOP_TIMEOUT_S = 10.0
+RESTART_DELAY_S = 1.0  # a worker that dies at once is not restarted in a hot loop
+HEALTH_POLL_S = 0.2
+QUERY_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+class WorkerStartError(RuntimeError):
+    """A worker exited or stayed silent before answering ``/healthz``."""
+
+
+@dataclass(eq=False)
+class Worker:
+    """One worker process and the HTTP client that reaches it over its unix socket."""
+
+    index: int
+    socket_path: Path
+    http: aiohttp.ClientSession | None = None
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0  # times it was started again after exiting
+
+    @property
+    def prefix(self) -> str:
+        """Starts every session and viewer id this worker makes, so the front can route by id."""
+        return f"w{self.index}-"
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The HTTP client (exists between ``WorkerPool.start`` and ``stop``)."""
+        assert self.http is not None, "the pool is not started"
+        return self.http
+
+    async def get_json(self, path: str) -> Any:
+        """GETs ``path`` from this worker; raises ``aiohttp.ClientError`` or ``TimeoutError``."""
+        async with self.client.get(WORKER_URL + path, timeout=QUERY_TIMEOUT) as response:
+            response.raise_for_status()
+            return await response.json()
+
+
+class WorkerPool:
+    """Runs ``count`` workers with ``options`` (each with its own id prefix) and keeps them up."""
+
+    def __init__(self, options: ServeOptions, count: int, verbose: bool = False) -> None:
+        self._options = options
+        self._verbose = verbose
+        self._folder = Path(tempfile.mkdtemp(prefix="lipstream-workers-"))
+        self.workers = [Worker(i, self._folder / f"w{i}.sock") for i in range(count)]
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Starts worker 0, then the others together; raises ``WorkerStartError``.
+
+        Worker 0 goes first because it builds the default avatar into the on-disk cache; the
+        others then load it from there instead of racing to build it too.
+        """
+        for worker in self.workers:
+            connector = aiohttp.UnixConnector(path=str(worker.socket_path))
+            worker.http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        try:
+            await self._launch(self.workers[0])
+            await asyncio.gather(*(self._launch(w) for w in self.workers[1:]))
+        except BaseException:
+            await self.stop()
+            raise
+        self._supervisors = [asyncio.create_task(self._supervise(w)) for w in self.workers]
+
+    async def _launch(self, worker: Worker) -> None:
+        options = dataclasses.replace(self._options, id_prefix=worker.prefix)
+        command = [
+            sys.executable, "-m", "lipstream.server.worker",
+            "--socket", str(worker.socket_path), "--options", options_to_json(options),
+        ]  # fmt: skip
+        if self._verbose:
+            command.append("--verbose")
+        # Own session: a terminal's Ctrl-C reaches the front only, which then stops the workers
+        # itself (a worker exiting on its own would look like a crash and be restarted).
+        # Environment (OPENBLAS_NUM_THREADS=1 ...) and stdout/stderr are inherited.
+        worker.process = await asyncio.create_subprocess_exec(*command, start_new_session=True)
+        try:
+            await self._wait_healthy(worker, worker.process)
+        except BaseException:
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
+            raise
+        logger.info("Worker %d ready (pid %d)", worker.index, worker.process.pid)
+
+    async def _wait_healthy(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_S
+        while True:
+            if process.returncode is not None:
+                raise WorkerStartError(
+                    f"worker {worker.index} exited with code {process.returncode} before it "
+                    "answered /healthz (its log is above)"
+                )
+            try:
+                await worker.get_json("/healthz")
+                return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if loop.time() > deadline:
+                raise WorkerStartError(
+                    f"worker {worker.index} did not answer /healthz within {START_TIMEOUT_S:.0f} s"
+                )
+            await asyncio.sleep(HEALTH_POLL_S)
+
+    async def _supervise(self, worker: Worker) -> None:
+        """Restarts ``worker`` whenever it exits; its sessions are lost, the others keep going."""
+        while True:
+            assert worker.process is not None
+            code = await worker.process.wait()
+            if self._stopping:
+                return
+            logger.error(
+                "Worker %d (pid %d) exited with code %d; its sessions are lost; restarting it",
+                worker.index, worker.process.pid, code,
+            )  # fmt: skip
+            await asyncio.sleep(RESTART_DELAY_S)
+            worker.restarts += 1
+            try:
+                await self._launch(worker)
+            except WorkerStartError as exc:
+                logger.error("%s; trying again", exc)
+
+    async def stop(self) -> None:
+        """SIGTERMs the workers (they close their sessions), kills any still running after
+        ``STOP_TIMEOUT_S``, and removes the socket folder. Idempotent."""
+        self._stopping = True
+        for task in self._supervisors:
+            task.cancel()
+        running = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), STOP_TIMEOUT_S)
+        except TimeoutError:
+            for process in running:
+                if process.returncode is None:
+                    logger.warning("Worker pid %d did not stop; killing it", process.pid)
+                    process.kill()
+                    await process.wait()
+        for worker in self.workers:
+            if worker.http is not None:
+                await worker.http.close()
+        shutil.rmtree(self._folder, ignore_errors=True)

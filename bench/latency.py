@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.mouth import mouth_openings
 from bench.report import save
@@ -92,12 +93,15 @@ def analyse(
 
 
 def _stage_means(url: str) -> dict[str, float]:
-    frames = metric(url, "lipstream_frames_rendered_total")
-    stages = {}
-    for line in metrics_text(url).splitlines():
-        if line.startswith("lipstream_stage_cpu_seconds_total{"):
-            stage = line.split('"')[1]
-            stages[f"{stage}_cpu_ms_per_frame"] = 1000 * float(line.split()[1]) / max(frames, 1)
+    """CPU ms per rendered frame of each stage, summed over the server's worker processes."""
+    frames = max(metric(url, "lipstream_frames_rendered_total"), 1.0)
+    stages: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text(url)):
+        if family.name != "lipstream_stage_cpu_seconds":
+            continue
+        for sample in family.samples:
+            key = f"{sample.labels['stage']}_cpu_ms_per_frame"
+            stages[key] = stages.get(key, 0.0) + 1000 * sample.value / frames
     return stages
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +208,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=CKPT_DIR / "motion.pt")
     parser.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     parser.add_argument("--lr", type=float, default=TrainOptions.lr)
-    parser.add_argument("--lookahead-ms", type=float, default=10.0)
+    parser.add_argument(
+        "--lookahead-ms",
+        type=float,
+        help="window end past the video frame's end (default 10; with --init, the checkpoint's)",
+    )
     parser.add_argument("--window", type=int, default=MotionConfig.window_frames)
     parser.add_argument("--no-level", action="store_true", help="ablation: phones only")
     args = parser.parse_args()
@@ -216,10 +220,13 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     sources = args.source.split(",")
-    config = MotionConfig(window_frames=args.window, lookahead_samples=int(args.lookahead_ms * 16))
+    lookahead_ms = 10.0 if args.lookahead_ms is None else args.lookahead_ms
+    config = MotionConfig(window_frames=args.window, lookahead_samples=int(lookahead_ms * 16))
     if args.init:
         state = torch.load(args.init)
         config = MotionConfig(**state["config"])
+        if args.lookahead_ms is not None:  # fine-tune into a shorter (or longer) look-ahead
+            config = replace(config, lookahead_samples=int(args.lookahead_ms * 16))
     train_ids, dev_ids = split_ids(clip_ids())
     train_clips = [load_clip(c) for c in train_ids]
     dev_clips = [load_clip(c) for c in dev_ids]

@@ -7,7 +7,8 @@ once. Reported per N: the lowest per-session fps, frames dropped as a share of f
 latency
 p95 over all sessions, and server CPU (cores) and memory per session. Then an overload step at 2x
 the
-largest passing N, followed by a single session to show recovery.
+largest passing N, followed, on the same server once those clients have hung up, by a single
+session to show recovery.
 
     python -m bench.capacity --max-sessions 6 --onsets 40
 """
@@ -32,18 +33,29 @@ LATENCY_BOUND_MS = 150.0
 
 
 def measure(args: argparse.Namespace, sessions: int) -> dict[str, object]:
-    """One server, ``sessions`` clients at once; returns the figures for that N."""
+    """One fresh server, ``sessions`` clients at once; returns the figures for that N."""
     log = Path(tempfile.mkdtemp()) / "server.log"
     server = ServerProcess(log, "--driver", args.driver, "--max-sessions", str(sessions))
     with server as url:
         assert server.process is not None
-        idle = sample(server.process.pid)
-        started = time.monotonic()
-        result = asyncio.run(run(url, args.onsets, sessions))
-        elapsed = time.monotonic() - started
-        busy = sample(server.process.pid)
-        rendered = metric(url, "lipstream_frames_rendered_total")
-        dropped = metric(url, "lipstream_frames_dropped_total")
+        return measure_on(url, server.process.pid, args.onsets, sessions)
+
+
+def measure_on(url: str, pid: int, onsets: int, sessions: int) -> dict[str, object]:
+    """``sessions`` clients at once on the running server ``url`` (process ``pid``).
+
+    Frame counts are the difference over the run, so a server that already served others
+    (the recovery step) is judged on this run alone.
+    """
+    idle = sample(pid)
+    rendered_before = metric(url, "lipstream_frames_rendered_total")
+    dropped_before = metric(url, "lipstream_frames_dropped_total")
+    started = time.monotonic()
+    result = asyncio.run(run(url, onsets, sessions))
+    elapsed = time.monotonic() - started
+    busy = sample(pid)
+    rendered = metric(url, "lipstream_frames_rendered_total") - rendered_before
+    dropped = metric(url, "lipstream_frames_dropped_total") - dropped_before
     p95s = [s["latency_ms"]["p95"] for s in result["per_session"] if s["latency_ms"]["p95"]]
     cores = (busy.cpu_s - idle.cpu_s) / elapsed
     return {
@@ -59,6 +71,19 @@ def measure(args: argparse.Namespace, sessions: int) -> dict[str, object]:
         "server_rss_mb_per_session": (busy.rss_mb - idle.rss_mb) / sessions,
         "stages_cpu_ms_per_frame": result["server"],
     }
+
+
+def overload_and_recovery(
+    args: argparse.Namespace, sessions: int
+) -> tuple[dict[str, object], dict[str, object]]:
+    """``sessions`` clients on one server, then, once they have hung up, one on the same server."""
+    log = Path(tempfile.mkdtemp()) / "server.log"
+    server = ServerProcess(log, "--driver", args.driver, "--max-sessions", str(sessions))
+    with server as url:
+        assert server.process is not None
+        overload = measure_on(url, server.process.pid, args.onsets, sessions)
+        recovery = measure_on(url, server.process.pid, args.onsets, 1)
+    return overload, recovery
 
 
 def passes(row: dict[str, object]) -> bool:
@@ -88,8 +113,7 @@ def main() -> None:
         if not row["passes"]:
             break
         best = n
-    overload = measure(args, max(2 * best, 2))
-    recovery = measure(args, 1)
+    overload, recovery = overload_and_recovery(args, max(2 * best, 2))
     report = {
         "driver": args.driver,
         "largest_passing_sessions": best,

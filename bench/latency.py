@@ -26,7 +26,7 @@ from bench.report import save
 from bench.server_process import ServerProcess, metric, metrics_text
 from bench.stages import ServerTimeline, fetch_timeline, frame_indices, split, summarise
 from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
-from bench.whip_client import WebRtcClient
+from bench.whip_client import PacedVoiceTrack, WebRtcClient
 
 PERIOD_S = 0.8  # one onset every 0.8 s: the mouth closes fully in between
 SEARCH_S = 0.6  # look this long after an onset for the lips and the voice
@@ -53,10 +53,15 @@ def analyse(
     onsets: list[int],
     openings: np.ndarray,
     timeline: ServerTimeline | None = None,
+    sender: PacedVoiceTrack | None = None,
 ) -> dict[str, object]:
-    """Per-onset lip latency and A/V offset from what ``client`` sent and the measured
-    ``openings``; with the server's ``timeline``, each latency split into stages too."""
-    assert client.voice is not None
+    """Per-onset lip latency and A/V offset from what was sent and the measured ``openings`` of
+    what ``client`` received; with the server's ``timeline``, each latency split into stages too.
+
+    ``sender`` is the voice that was sent: ``client``'s own unless ``client`` is a WHEP viewer.
+    """
+    sent_voice = sender or client.voice
+    assert sent_voice is not None
     received = client.received
     valid = openings[~np.isnan(openings)]
     threshold = np.percentile(valid, 5) + OPEN_ABOVE_CLOSED
@@ -66,7 +71,7 @@ def analyse(
     indices = frame_indices(received.video_pts, received.video_at, timeline) if timeline else None
     latencies, offsets, splits = [], [], []
     for onset in onsets:
-        sent = client.voice.send_time(onset)
+        sent = sent_voice.send_time(onset)
         if np.isnan(sent):
             continue
         window = (video_at > sent) & (video_at < sent + SEARCH_S) & (openings > threshold)

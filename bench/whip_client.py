@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -78,7 +79,8 @@ class Received:
     video_pts: list[int] = field(default_factory=list)
     video_size: tuple[int, int] | None = None
     frames: list[np.ndarray] = field(default_factory=list)
-    probes: list[float] = field(default_factory=list)  # probe(frame) per frame, when a probe is set
+    # probe(frame) per frame, when a probe is set; futures until the client closes
+    probes: list[float | Future[float]] = field(default_factory=list)
     audio_at: list[float] = field(default_factory=list)
     audio_rms: list[float] = field(default_factory=list)  # per received audio frame
     audio_samples: int = 0
@@ -96,23 +98,29 @@ async def _read_video(
     track: MediaStreamTrack, out: Received, keep_frames: bool, probe: FrameProbe | None
 ) -> None:
     converter = VideoReformatter()  # a fresh frame.reformat would rebuild its scaler every frame
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return
-        out.video_at.append(time.monotonic())
-        out.video_pts.append(frame.pts)
-        out.video_size = (frame.width, frame.height)
-        if keep_frames or probe is not None:
-            small = converter.reformat(
-                frame, width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24"
-            )
-            image = small.to_ndarray()
-            if probe is not None:
-                out.probes.append(probe(image))
-            else:
-                out.frames.append(image)
+    # The probe (MediaPipe, ~10 ms) runs on its own thread: on the event loop it would delay the
+    # receive stamps of the frames and voice that arrive meanwhile, which is what is measured.
+    prober = ThreadPoolExecutor(1, thread_name_prefix="probe")
+    try:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            out.video_at.append(time.monotonic())
+            out.video_pts.append(frame.pts)
+            out.video_size = (frame.width, frame.height)
+            if keep_frames or probe is not None:
+                small = converter.reformat(
+                    frame, width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24"
+                )
+                image = small.to_ndarray()
+                if probe is not None:
+                    out.probes.append(prober.submit(probe, image))
+                else:
+                    out.frames.append(image)
+    finally:
+        prober.shutdown(wait=False)  # queued probes still run; close() collects them
 
 
 async def _read_audio(track: MediaStreamTrack, out: Received) -> None:
@@ -190,6 +198,8 @@ class WebRtcClient:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        probes = self.received.probes
+        self.received.probes = [p.result() if isinstance(p, Future) else p for p in probes]
 
 
 def load_voice_48k(path: str) -> np.ndarray:

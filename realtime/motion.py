@@ -5,9 +5,10 @@ The model also sees the level of each 10 ms hop (dBFS), which it normalises to t
 ``LearnedDriver`` chains the streaming phoneme encoder and the motion model behind the
 ``MouthDriver`` protocol: video frame ``n`` is predicted from the posterior frames ``[end - W,
 end)``, where ``end = (frame_end(n) + motion look-ahead) // hop``, so it can be emitted once the
-encoder has seen ``frame_end(n) + encoder look-ahead + motion look-ahead`` samples. Lips move before
-the sound they make (coarticulation); the window's look-ahead lets the model anticipate within the
-latency budget.
+encoder has seen ``frame_end(n) + encoder look-ahead + motion look-ahead`` samples. The shipped
+model's motion look-ahead is -40 ms: its window ends at the instant the frame depicts (a frame shows
+its first instant, as a camera's exposure starts it), so the only look-ahead is the encoder's 50 ms.
+Lips move before the sound they make (coarticulation); those 50 ms let the model anticipate.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ LEVEL_EPS = 1e-9  # power floor: digital silence reads -90 dBFS
 SILENCE_DB = np.float32(10.0 * np.log10(LEVEL_EPS))
 OUTPUT_NAME = "mouth"
 HOP_SAMPLES = 160  # 10 ms at 16 kHz: the posterior and level frame
-MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: total audio look-ahead of the mouth path
+MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: audio the mouth path may hear past a frame's end
 LIPS_LAG_MS = 20  # see LearnedDriver.__init__
 ONNX_THREADS = 1  # one motion run per video frame is ~0.1 ms; more threads only add overhead
 
@@ -167,7 +168,8 @@ class LearnedDriver:
     """Implements ``MouthDriver`` with the streaming encoder and the learned motion model.
 
     Attributes:
-        lookahead_samples: encoder look-ahead + the motion window's look-ahead (<= 50 ms).
+        lookahead_samples: encoder look-ahead + the motion window's look-ahead, past the frame's
+            end (0..50 ms; 10 ms with the shipped models).
     """
 
     def __init__(
@@ -191,9 +193,12 @@ class LearnedDriver:
         # time) after the sound (bench/latency.py, soak); 20 ms centres the voice on the lips.
         self.lips_lag_samples = LIPS_LAG_MS * clock.sample_rate_hz // 1000
         budget = int(MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000)
-        if self.lookahead_samples > budget:
+        if not 0 <= self.lookahead_samples <= budget:
+            # Below 0 a frame would leave before its own audio: the VAD gate and the voice
+            # released with it need that audio.
             raise MotionContractError(
-                f"look-ahead {self.lookahead_samples} samples exceeds the {budget}-sample budget"
+                f"look-ahead {self.lookahead_samples} samples is outside the 0..{budget}-sample "
+                "budget"
             )
         sil = np.zeros((1, len(PHONES)), np.float32)
         sil[0, PHONES.index(SIL)] = 1.0

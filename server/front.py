@@ -60,7 +60,7 @@ class Front:
         async def ask(worker: Worker) -> dict[str, Any] | None:
             try:
                 return dict(await worker.get_json("/internal/sessions"))
-            except (aiohttp.ClientError, TimeoutError, ValueError):
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                 return None
 
         answers = await asyncio.gather(*(ask(w) for w in self.pool.workers))
@@ -112,7 +112,7 @@ async def forward(request: web.Request, worker: Worker) -> web.Response:
             payload = await response.read()
             passed = {k: response.headers[k] for k in PASSED_BACK if k in response.headers}
             return web.Response(status=response.status, body=payload, headers=passed)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         logger.warning("Worker %d did not answer %s %s: %r", worker.index, request.method, url, exc)
         return _error(502, f"worker {worker.index} is not answering; try again shortly")
 
@@ -172,7 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
         try:
             async with worker.client.get(WORKER_URL + "/metrics", timeout=FORWARD_TIMEOUT) as r:
                 return await r.text() if r.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return None
 
     texts = await asyncio.gather(*(text(w) for w in front.pool.workers))
@@ -240,7 +240,7 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
             # Refused before any session started (rate, avatar, channel name); the handshake
             # error carries no body, so ask again without the upgrade to relay the reason.
             return await forward(request, placed)
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return _error(502, f"worker {placed.index} is not answering; try again shortly")
     try:
         await client.prepare(request)

@@ -59,7 +59,7 @@ class Worker:
         return self.http
 
     async def get_json(self, path: str) -> Any:
-        """GETs ``path`` from this worker; raises ``aiohttp.ClientError`` or ``TimeoutError``."""
+        """GETs ``path``; raises ``aiohttp.ClientError`` or ``asyncio.TimeoutError``."""
         async with self.client.get(WORKER_URL + path, timeout=QUERY_TIMEOUT) as response:
             response.raise_for_status()
             return await response.json()
@@ -126,7 +126,7 @@ class WorkerPool:
             try:
                 await worker.get_json("/healthz")
                 return
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             if loop.time() > deadline:
                 raise WorkerStartError(
@@ -163,7 +163,7 @@ class WorkerPool:
             process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), STOP_TIMEOUT_S)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin before Python 3.11
             for process in running:
                 if process.returncode is None:
                     logger.warning("Worker pid %d did not stop; killing it", process.pid)

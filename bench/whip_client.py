@@ -78,12 +78,22 @@ class Received:
     video_at: list[float] = field(default_factory=list)
     video_pts: list[int] = field(default_factory=list)
     video_size: tuple[int, int] | None = None
-    frames: list[np.ndarray] = field(default_factory=list)
-    # probe(frame) per frame, when a probe is set; futures until the client closes
-    probes: list[float | Future[float]] = field(default_factory=list)
+    # Downscaled frames (or probe(frame) values), made on a worker thread: see _read_video.
+    kept: list[Future[np.ndarray]] = field(default_factory=list)
+    probed: list[Future[float]] = field(default_factory=list)
     audio_at: list[float] = field(default_factory=list)
     audio_rms: list[float] = field(default_factory=list)  # per received audio frame
     audio_samples: int = 0
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        """Every received frame, downscaled RGB (waits for any still being converted)."""
+        return [job.result() for job in self.kept]
+
+    @property
+    def probes(self) -> list[float]:
+        """probe(frame) of every received frame, when a probe is set (waits as ``frames``)."""
+        return [job.result() for job in self.probed]
 
     def fps(self, since: float, until: float) -> float:
         """Frames per second received in ``[since, until)``."""
@@ -98,9 +108,21 @@ async def _read_video(
     track: MediaStreamTrack, out: Received, keep_frames: bool, probe: FrameProbe | None
 ) -> None:
     converter = VideoReformatter()  # a fresh frame.reformat would rebuild its scaler every frame
-    # The probe (MediaPipe, ~10 ms) runs on its own thread: on the event loop it would delay the
-    # receive stamps of the frames and voice that arrive meanwhile, which is what is measured.
-    prober = ThreadPoolExecutor(1, thread_name_prefix="probe")
+    # Downscaling (and the MediaPipe probe, ~10 ms) run on one worker thread, in order: on the
+    # event loop they would delay the receive stamps of the frames and voice arriving meanwhile,
+    # which is what is measured (a browser decodes and paints off its main thread too).
+    worker = ThreadPoolExecutor(1, thread_name_prefix="receive")
+
+    def keep(frame: av.VideoFrame) -> np.ndarray:
+        small = converter.reformat(
+            frame, width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24"
+        )
+        return small.to_ndarray()
+
+    def measure(frame: av.VideoFrame) -> float:
+        assert probe is not None
+        return probe(keep(frame))
+
     try:
         while True:
             try:
@@ -110,17 +132,12 @@ async def _read_video(
             out.video_at.append(time.monotonic())
             out.video_pts.append(frame.pts)
             out.video_size = (frame.width, frame.height)
-            if keep_frames or probe is not None:
-                small = converter.reformat(
-                    frame, width=KEPT_FRAME_SIZE, height=KEPT_FRAME_SIZE, format="rgb24"
-                )
-                image = small.to_ndarray()
-                if probe is not None:
-                    out.probes.append(prober.submit(probe, image))
-                else:
-                    out.frames.append(image)
+            if probe is not None:
+                out.probed.append(worker.submit(measure, frame))
+            elif keep_frames:
+                out.kept.append(worker.submit(keep, frame))
     finally:
-        prober.shutdown(wait=False)  # queued probes still run; close() collects them
+        worker.shutdown(wait=False)  # queued jobs still run; frames/probes wait for them
 
 
 async def _read_audio(track: MediaStreamTrack, out: Received) -> None:
@@ -198,8 +215,6 @@ class WebRtcClient:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
-        probes = self.received.probes
-        self.received.probes = [p.result() if isinstance(p, Future) else p for p in probes]
 
 
 def load_voice_48k(path: str) -> np.ndarray:

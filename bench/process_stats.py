@@ -35,6 +35,17 @@ def sample(pid: int) -> ProcessSample:
     return ProcessSample(cpu_s, rss_mb)
 
 
+def rss_by_process(pid: int) -> dict[int, float]:
+    """Resident MB of ``pid`` and each descendant, so growth can be traced to one process."""
+    out = {}
+    for member in [pid, *descendants(pid)]:
+        try:
+            out[member] = _sample_one(member).rss_mb
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
 def descendants(pid: int) -> list[int]:
     """Live children, grandchildren ... of ``pid`` (from ``/proc/<pid>/task/*/children``)."""
     found: list[int] = []

@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.latency import PERIOD_S, analyse
 from bench.mouth import MouthMeter
-from bench.process_stats import sample
+from bench.process_stats import rss_by_process, sample
 from bench.report import save
 from bench.server_process import ServerProcess
 from bench.voices import RATE_HZ, VOWEL_ONSETS, onset_train
@@ -65,10 +65,11 @@ async def soak(url: str, pid: int, minutes: float) -> dict:
     viewer = WebRtcClient(url, keep_frames=False, probe=viewer_meter)
     await client.publish(samples, "?channel=soak")
     await viewer.view("soak")
-    memory = []
+    memory, by_process = [], []
     ends_at = time.monotonic() + len(samples) / RATE_HZ
     while time.monotonic() < ends_at:
         memory.append((time.monotonic(), sample(pid).rss_mb))
+        by_process.append(rss_by_process(pid))
         await asyncio.sleep(MEMORY_EVERY_S)
     await viewer.close()
     await client.close()
@@ -84,6 +85,9 @@ async def soak(url: str, pid: int, minutes: float) -> dict:
     return {
         "blocks": blocks,
         "rss_mb": [m for _, m in memory],
+        "rss_mb_by_process": {  # the front (first) and its workers, same sample times
+            str(p): [round(row.get(p, 0.0), 1) for row in by_process] for p in by_process[0]
+        },
         "rss_growth_after_first_minute": (settled[-1] / settled[0] - 1) if settled else None,
     }
 

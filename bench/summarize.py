@@ -88,8 +88,21 @@ def soak_rows(driver: str) -> list[str]:
         f"| soak {data['minutes']:g} min, `{driver}`: lips p95 first → last block | "
         f"{_ms(p95[0])} → {_ms(p95[-1])} | `{data['command']}` |",
         f"| soak: A/V offset median per {len(offsets)} blocks, min … max | "
-        f"{min(offsets):.0f} … {max(offsets):.0f} ms | same run |",
+        f"{min(offsets):.1f} … {max(offsets):.1f} ms | same run |",
         f"| soak: server memory growth after the first minute | {100 * growth:+.1f} % | same run |",
+    ] + _viewer_rows(blocks)
+
+
+def _viewer_rows(blocks: list[dict]) -> list[str]:
+    """The soak's WHEP viewer: A/V offset and fps where an OBS source would see them."""
+    offsets = [b["viewer_av_offset_median_ms"] for b in blocks if "viewer_av_offset_median_ms" in b]
+    offsets = [o for o in offsets if o is not None]
+    if not offsets:
+        return []
+    fps = min(b["viewer_fps"] for b in blocks)
+    return [
+        f"| soak, at a WHEP viewer: A/V offset median per {len(offsets)} blocks, min … max / "
+        f"lowest fps | {min(offsets):.1f} … {max(offsets):.1f} ms / {fps:.1f} | same run |"
     ]
 
 

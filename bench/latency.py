@@ -116,7 +116,11 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
     clients = [WebRtcClient(url) for _ in range(sessions)]
     for client in clients:
         await client.publish(samples)
+    # The client shares the machine with the server: its own CPU use while the voices play says
+    # how much of the two cores the measurement itself takes.
+    cpu_before, wall_before = time.process_time(), time.monotonic()
     await asyncio.sleep(len(samples) / RATE_HZ + 0.5)
+    client_cores = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
     timelines = [await fetch_timeline(url, c.resource or "") for c in clients]
     for client in clients:
         await client.close()
@@ -129,6 +133,7 @@ async def run(url: str, onsets_count: int, sessions: int) -> dict[str, object]:
         "per_session": results,
         "fps": fps,
         "server": _stage_means(url),
+        "client_cores": client_cores,
         "voice_hold_ms_mean": 1000
         * metric(url, "lipstream_pipeline_delay_seconds_sum")
         / max(metric(url, "lipstream_pipeline_delay_seconds_count"), 1),

@@ -129,6 +129,13 @@ async def _close_everything(app: web.Application) -> None:
     state.avatars.close()
 
 
+def add_page_routes(app: web.Application) -> None:
+    """The pages and their static files, served the same by the single app and the front."""
+    app.router.add_get("/", talk_page)
+    app.router.add_get("/viewer", viewer_page)
+    app.router.add_static("/static", WEB_DIR)
+
+
 def create_app(options: ServeOptions) -> web.Application:
     """Builds the app; the default avatar is prepared at startup (errors then stop the server)."""
     aiortc_tuning.apply()
@@ -136,9 +143,7 @@ def create_app(options: ServeOptions) -> web.Application:
     app[ServerState.KEY] = ServerState(options)
     app.on_startup.append(_load_default_avatar)
     app.on_shutdown.append(_close_everything)
-    app.router.add_get("/", talk_page)
-    app.router.add_get("/viewer", viewer_page)
-    app.router.add_static("/static", WEB_DIR)
+    add_page_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/config", config)

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from yarl import URL
 
-from .app import MULTIPART_OVERHEAD_BYTES, WEB_DIR, talk_page, viewer_page
+from .app import MULTIPART_OVERHEAD_BYTES, add_page_routes
 from .avatars import MAX_UPLOAD_BYTES
 from .options import ServeOptions
 from .registry import RETRY_AFTER_S
@@ -198,10 +198,7 @@ async def whip_post(request: web.Request) -> web.Response:
 
 async def by_session_id(request: web.Request) -> web.Response:
     """``/whip/{id}`` and its sub-resources go to the worker named by the id's prefix."""
-    worker = request.app[Front.KEY].worker_for(request.match_info["session_id"])
-    if worker is None:
-        return _error(404, "no such session")
-    return await forward(request, worker)
+    return await _to_named_worker(request, "session_id", "no such session")
 
 
 async def whep_post(request: web.Request) -> web.Response:
@@ -215,9 +212,14 @@ async def whep_post(request: web.Request) -> web.Response:
 
 async def whep_delete(request: web.Request) -> web.Response:
     """A viewer id names its worker by prefix, like a session id."""
-    worker = request.app[Front.KEY].worker_for(request.match_info["viewer_id"])
+    return await _to_named_worker(request, "viewer_id", "no such viewer")
+
+
+async def _to_named_worker(request: web.Request, id_field: str, missing: str) -> web.Response:
+    """Relays to the worker whose prefix starts the id in ``id_field``; 404 ``missing`` if none."""
+    worker = request.app[Front.KEY].worker_for(request.match_info[id_field])
     if worker is None:
-        return _error(404, "no such viewer")
+        return _error(404, missing)
     return await forward(request, worker)
 
 
@@ -289,9 +291,7 @@ def create_front_app(options: ServeOptions, workers: int, verbose: bool = False)
 
     app.on_startup.append(start_pool)
     app.on_shutdown.append(stop_pool)
-    app.router.add_get("/", talk_page)
-    app.router.add_get("/viewer", viewer_page)
-    app.router.add_static("/static", WEB_DIR)
+    add_page_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/config", to_first_worker)

@@ -109,8 +109,8 @@ class AvatarSession:
         self._relay = MediaRelay()
         self._peers: set[RTCPeerConnection] = set()
         self._held: deque[HeldVoice] = deque()
-        self._pending_pose: FramePose | None = None
-        self._pending_times: tuple[float, float] = (0.0, 0.0)  # ready_at, posed_at of that pose
+        # The newest pose not yet rendered, with its ready_at and posed_at (see FrameTimes).
+        self._pending: tuple[FramePose, float, float] | None = None
         self.timeline: deque[FrameTimes] = deque(maxlen=TIMELINE_FRAMES)
         self._pose_ready = asyncio.Event()
         self._newest_ready = -1
@@ -176,12 +176,11 @@ class AvatarSession:
         return Processed(held, poses, ready_at)
 
     def _offer(self, poses: list[FramePose], ready_at: float) -> None:
-        skipped = len(poses) - 1 + (self._pending_pose is not None)
+        skipped = len(poses) - 1 + (self._pending is not None)
         if skipped:
             self.frames_dropped += skipped
             self._metrics.frames_dropped.inc(skipped)
-        self._pending_pose = poses[-1]
-        self._pending_times = (ready_at, time.monotonic())
+        self._pending = (poses[-1], ready_at, time.monotonic())
         self._newest_ready = poses[-1].index
         self._pose_ready.set()
 
@@ -192,10 +191,10 @@ class AvatarSession:
         while True:
             await self._pose_ready.wait()
             self._pose_ready.clear()
-            pose, self._pending_pose = self._pending_pose, None
-            if pose is None:
+            pending, self._pending = self._pending, None
+            if pending is None:
                 continue
-            ready_at, posed_at = self._pending_times
+            pose, ready_at, posed_at = pending
             frame = await loop.run_in_executor(self._render_worker, self._render, pose)
             self.video.publish(frame, pose.index)
             self.timeline.append(FrameTimes(pose.index, ready_at, posed_at, time.monotonic()))

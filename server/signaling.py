@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -70,7 +69,7 @@ async def whip_post(request: web.Request) -> web.Response:
     avatar_id = request.query.get("avatar") or state.avatars.default_id
     if not await state.avatars.find(avatar_id):
         return _error(404, f"unknown avatar {avatar_id!r}; upload a photo to /api/avatars first")
-    session_id = state.options.id_prefix + secrets.token_hex(6)
+    session_id = state.new_id()
     channel = request.query.get("channel") or session_id
     try:
         state.sessions.reserve(channel)
@@ -173,7 +172,7 @@ async def whep_post(request: web.Request) -> web.Response:
     if session is None:
         return _error(404, f"nobody is speaking on channel {channel!r}")
     pc = new_peer_connection(state)
-    viewer_id = state.options.id_prefix + secrets.token_hex(6)
+    viewer_id = state.new_id()
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -44,6 +45,10 @@ class ServerState:
         self.avatars = AvatarStore(self.options.cache_dir)
         self.sessions = SessionRegistry(self.options.max_sessions)
         self.clock = MediaClock(fps=self.options.fps)
+
+    def new_id(self) -> str:
+        """A fresh session or viewer id, prefixed with this worker's ``id_prefix`` for routing."""
+        return self.options.id_prefix + secrets.token_hex(6)
 
     def new_session(self, session_id: str, channel: str, avatar_id: str) -> AvatarSession:
         """A session for ``avatar_id`` with a fresh driver; not yet registered."""

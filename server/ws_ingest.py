@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 
 from aiohttp import WSMsgType, web
@@ -105,9 +104,7 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
     try:
         if not socket.can_prepare(request).ok:  # a plain GET: refuse before a session exists
             raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
-        session = state.new_session(
-            state.options.id_prefix + secrets.token_hex(6), channel, avatar_id
-        )
+        session = state.new_session(state.new_id(), channel, avatar_id)
     except BaseException:
         state.sessions.release(channel)
         raise

@@ -190,9 +190,10 @@ class LearnedDriver:
         encoder_samples = int(self._encoder.lookahead_ms) * clock.sample_rate_hz // 1000
         self.lookahead_samples = encoder_samples + contract.lookahead_samples
         # Lips learned from GRID part gradually: at a vowel onset they visibly part in the frame of
-        # the sound or the next one. Holding the voice 30 ms past its frame puts it 0 ms from the
-        # lips for most onsets and otherwise errs towards late voice, which viewers notice less
-        # (ITU-R BT.1359: +45 ms lead, -125 ms lag); 20 ms left 30 % of onsets 40 ms early.
+        # the sound or the next one. Held 20 ms past its frame, the voice arrived p50 37 ms before
+        # the lips (`python -m bench.latency --onsets 200 --driver learned`); held 30 ms, -1 ms.
+        # Any error left leans towards late voice, which viewers notice less (ITU-R BT.1359: +45 ms
+        # lead, -125 ms lag).
         self.lips_lag_samples = LIPS_LAG_MS * clock.sample_rate_hz // 1000
         budget = int(MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000)
         if not 0 <= self.lookahead_samples <= budget:

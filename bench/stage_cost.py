@@ -1,0 +1,299 @@
+"""CPU cost of every server stage per 40 ms video frame, in µs, on one thread.
+
+Runs the server's own components in order on real speech (LibriSpeech, ../shared/data, CC BY 4.0),
+frame by frame, exactly as one session's worker threads and aiortc's sender run them, and times
+each with ``time.thread_time`` (CPU of this thread, so other jobs on the shared machine do not
+inflate it):
+
+- Opus decode of the two 20 ms packets that make up a frame (aiortc's decoder);
+- resample to 16 kHz (PyAV, the session's ``AudioFrontEnd``);
+- the motion pipeline: log-mel features, phoneme encoder, motion model, and the rest (VAD, mouth
+  gating, idle motion, driver bookkeeping);
+- render: the generator on the face crop, then composing the yuv420p frame;
+- VP8 encode (aiortc's encoder, with lipstream's bitrate cap) and Opus encode of the returned voice;
+- SRTP protect of every RTP packet sent (libsrtp, as aiortc calls it).
+
+Not in it: the event loop, thread hand-offs, ICE/UDP sends. ``bench/hot_path.py`` profiles the
+running server for those.
+
+    python -m bench.stage_cost [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from fractions import Fraction
+from typing import TypeVar
+
+import av
+import numpy as np
+from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
+from lipstream.avatar import build_avatar, default_photo
+from lipstream.realtime.avatar import Avatar
+from lipstream.realtime.clock import MediaClock
+from lipstream.realtime.encoder import StreamingPhonemeEncoder
+from lipstream.realtime.features import FeatureStream
+from lipstream.realtime.motion import LearnedDriver, MotionModel
+from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.pose import FramePose
+from lipstream.realtime.render import Renderer
+from lipstream.server import aiortc_tuning
+from lipstream.server.frames import FrameComposer
+from lipstream.server.ingest import AudioFrontEnd
+from pylibsrtp import Policy, Session
+
+from bench.lipsync import real_speech
+from bench.report import save
+from bench.whip_client import SEND_FRAME_SAMPLES, SEND_RATE_HZ
+
+FRAME_S = 0.04
+PACKETS_PER_FRAME = 2  # a browser sends 20 ms Opus packets
+RTP_PAYLOAD_TYPE = 96
+WARMUP_FRAMES = 25
+TWIN_FEATURES = "twin_features"
+
+T = TypeVar("T")
+
+
+class StageClock:
+    """Adds up the thread CPU time of named stages, frame by frame."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, float]] = []
+        self._current: dict[str, float] = defaultdict(float)
+
+    def time(self, stage: str, call: Callable[[], T]) -> T:
+        """Runs ``call`` and charges its CPU time to ``stage`` in the current frame."""
+        start = time.thread_time()
+        result = call()
+        self.charge(stage, time.thread_time() - start)
+        return result
+
+    def charge(self, stage: str, seconds: float) -> None:
+        """Adds ``seconds`` of CPU to ``stage`` in the current frame."""
+        self._current[stage] += seconds
+
+    def end_frame(self) -> None:
+        """Closes the current frame."""
+        self.frames.append(dict(self._current))
+        self._current = defaultdict(float)
+
+
+class TimedEncoder:
+    """The phoneme encoder, with the features it computes itself timed apart from the network."""
+
+    def __init__(self, clock: StageClock) -> None:
+        self._inner = StreamingPhonemeEncoder()
+        self._features = FeatureStream(self._inner.contract.features)
+        self._clock = clock
+        self.lookahead_ms = self._inner.lookahead_ms
+
+    def reset(self) -> None:
+        """Delegates to the wrapped encoder."""
+        self._inner.reset()
+        self._features.reset()
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """The wrapped encoder's push, charged as ``features`` plus ``phoneme_encoder``.
+
+        The features are computed once more by a twin ``FeatureStream`` on the same audio, to time
+        them alone; the encoder's own run (features and network) is charged in full and the twin's
+        time is taken off it.
+        """
+        features_s = self._clock_of(lambda: self._features.push(audio))
+        start = time.thread_time()
+        posteriors = self._inner.push(audio)
+        self._clock.charge("phoneme_encoder", time.thread_time() - start - features_s)
+        self._clock.charge("features", features_s)
+        self._clock.charge(TWIN_FEATURES, features_s)  # run only to be timed: not server work
+        return posteriors
+
+    @staticmethod
+    def _clock_of(call: Callable[[], object]) -> float:
+        start = time.thread_time()
+        call()
+        return time.thread_time() - start
+
+
+class TimedMotion:
+    """The shared motion model, charged as ``motion_model``."""
+
+    def __init__(self, clock: StageClock) -> None:
+        self._inner = MotionModel()
+        self.contract = self._inner.contract
+        self._clock = clock
+
+    def __call__(self, windows: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
+        """Runs the model (nothing when no frame is ready, as the driver does)."""
+        return self._clock.time("motion_model", lambda: self._inner(windows, levels_db))
+
+
+class TimedRenderer:
+    """The renderer as the composer sees it, with the generator charged as ``generator``."""
+
+    def __init__(self, renderer: Renderer, clock: StageClock) -> None:
+        self.avatar = renderer.avatar
+        self._inner = renderer
+        self._clock = clock
+
+    def render_view(self, pose: FramePose) -> np.ndarray:
+        """The face view, timed."""
+        return self._clock.time("generator", lambda: self._inner.render_view(pose))
+
+
+def _opus_packets(speech: np.ndarray) -> list[bytes]:
+    """The speech as a browser would send it: 20 ms Opus packets (aiortc's encoder)."""
+    encoder = OpusEncoder()
+    pcm = (np.clip(speech, -1, 1) * 32767).astype(np.int16)
+    packets = []
+    for index in range(len(pcm) // SEND_FRAME_SAMPLES):
+        chunk = pcm[index * SEND_FRAME_SAMPLES : (index + 1) * SEND_FRAME_SAMPLES]
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SEND_RATE_HZ
+        frame.pts = index * SEND_FRAME_SAMPLES
+        frame.time_base = Fraction(1, SEND_RATE_HZ)
+        payloads, _ = encoder.encode(frame)
+        packets += payloads
+    return packets
+
+
+def _srtp_session() -> Session:
+    """An outbound SRTP session with aiortc's default profile and a fixed test key."""
+    policy = Policy(
+        key=bytes(range(30)),
+        ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    policy.allow_repeat_tx = True
+    return Session(policy)
+
+
+class ServerStages:
+    """One session's server-side work, run inline, one frame at a time."""
+
+    def __init__(self, clock: StageClock) -> None:
+        self.clock = clock
+        media_clock = MediaClock()
+        driver = LearnedDriver(media_clock, encoder=TimedEncoder(clock), motion=TimedMotion(clock))
+        self._pipeline = MotionPipeline(media_clock, driver)
+        renderer = Renderer(Avatar.load(build_avatar(default_photo()).path), threads=1)
+        self._composer = FrameComposer(TimedRenderer(renderer, clock))  # type: ignore[arg-type]
+        self._front_end = AudioFrontEnd()
+        self._decoder = OpusDecoder()
+        self._vp8 = Vp8Encoder()
+        self._voice_encoder = OpusEncoder()
+        self._srtp = _srtp_session()
+        self._sequence = 0
+        self._pose: FramePose | None = None
+        self._voice_pts = 0
+
+    def frame(self, packets: list[bytes]) -> None:
+        """Everything the server does for one video frame's worth of input."""
+        voice = []
+        for packet in packets:
+            decoded = self.clock.time("opus_decode", lambda p=packet: self._decode(p))
+            for frame in decoded:
+                converted = self.clock.time("resample", lambda f=frame: self._front_end.convert(f))
+                voice += converted.voice
+                poses = self.clock.time(
+                    "pipeline", lambda c=converted: self._pipeline.push(c.pipeline)
+                )
+                self._pose = poses[-1] if poses else self._pose
+        if self._pose is not None:
+            video = self.clock.time("compose", lambda: self._composer.frame(self._pose))
+            video.pts, video.time_base = self._pose.index, Fraction(1, 25)
+            payloads, _ = self.clock.time("vp8_encode", lambda: self._vp8.encode(video))
+            self._protect(payloads)
+        for frame in voice:
+            frame.pts, self._voice_pts = self._voice_pts, self._voice_pts + frame.samples
+            payloads, _ = self.clock.time("opus_encode", lambda f=frame: self._encode_voice(f))
+            self._protect(payloads)
+        self.clock.end_frame()
+
+    def _decode(self, packet: bytes) -> list[av.AudioFrame]:
+        return self._decoder.decode(JitterFrame(packet, 0))  # type: ignore[return-value]
+
+    def _encode_voice(self, frame: av.AudioFrame) -> tuple[list[bytes], int | None]:
+        return self._voice_encoder.encode(frame)
+
+    def _protect(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            packet = RtpPacket(payload_type=RTP_PAYLOAD_TYPE, sequence_number=self._sequence)
+            packet.payload = payload
+            self._sequence = (self._sequence + 1) % 65536
+            self.clock.time("srtp_protect", lambda p=packet: self._srtp.protect(p.serialize()))
+
+
+def _split_derived(frames: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Turns the nested totals into disjoint stages: the pipeline's remainder (VAD, gating, idle
+    motion, driver bookkeeping) and the composer's remainder (paste and yuv420p conversion)."""
+    out = []
+    for frame in frames:
+        row = dict(frame)
+        inner = sum(row.get(k, 0.0) for k in ("features", "phoneme_encoder", "motion_model"))
+        row["pipeline_rest"] = row.pop("pipeline", 0.0) - inner - row.pop(TWIN_FEATURES, 0.0)
+        row["compose"] = row.get("compose", 0.0) - row.get("generator", 0.0)
+        out.append(row)
+    return out
+
+
+STAGE_ORDER = (
+    "opus_decode", "resample", "features", "phoneme_encoder", "motion_model", "pipeline_rest",
+    "generator", "compose", "vp8_encode", "opus_encode", "srtp_protect",
+)  # fmt: skip
+
+
+def summarise(frames: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean, median and p95 µs per frame of each stage, and of their total."""
+    table = {}
+    for stage in (*STAGE_ORDER, "total"):
+        if stage == "total":
+            values = np.array([sum(f.values()) for f in frames]) * 1e6
+        else:
+            values = np.array([f.get(stage, 0.0) for f in frames]) * 1e6
+        table[stage] = {
+            "mean_us": round(float(values.mean()), 1),
+            "p50_us": round(float(np.percentile(values, 50)), 1),
+            "p95_us": round(float(np.percentile(values, 95)), 1),
+        }
+    return table
+
+
+def measure(seconds: float) -> dict[str, object]:
+    """Runs ``seconds`` of real speech through the stages and summarises their cost."""
+    aiortc_tuning.apply()
+    speech, files = real_speech(clips=3)
+    speech = speech[: int((seconds + FRAME_S * WARMUP_FRAMES) * SEND_RATE_HZ)]
+    packets = _opus_packets(speech)
+    clock = StageClock()
+    stages = ServerStages(clock)
+    for start in range(0, len(packets) - PACKETS_PER_FRAME + 1, PACKETS_PER_FRAME):
+        stages.frame(packets[start : start + PACKETS_PER_FRAME])
+    frames = _split_derived(clock.frames[WARMUP_FRAMES:])
+    table = summarise(frames)
+    total_ms = table["total"]["mean_us"] / 1000
+    return {
+        "stages_us_per_frame": table,
+        "frames": len(frames),
+        "speech": files,
+        "sessions_per_core_at_25fps": round(1000 * FRAME_S / total_ms, 1),
+    }
+
+
+def main() -> None:
+    """Prints the table and writes ``bench/results/stage_cost.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    result = measure(args.seconds)
+    save("stage_cost", result, f"python -m bench.stage_cost --seconds {args.seconds:g}")
+
+
+if __name__ == "__main__":
+    main()

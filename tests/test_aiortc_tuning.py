@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
-import av
 from aiortc import rtp
-from aiortc.jitterbuffer import JitterFrame
 from aiortc.codecs import vpx
+from aiortc.jitterbuffer import JitterFrame
 from av import AudioFrame, VideoFrame
 from lipstream.server import aiortc_tuning
 

@@ -192,6 +192,10 @@ class ServerStages:
         self._sequence = 0
         self._pose: FramePose | None = None
         self._voice_pts = 0
+        self.on_frame: Callable[[av.VideoFrame], None] = lambda frame: None  # sees each frame
+        avatar = renderer.avatar
+        x0, y0 = avatar.crop_xy
+        self.face_region = (x0, y0, avatar.view_px)  # left, top, size of the rendered face
 
     def frame(self, packets: list[bytes]) -> None:
         """Everything the server does for one video frame's worth of input."""
@@ -207,6 +211,7 @@ class ServerStages:
                 self._pose = poses[-1] if poses else self._pose
         if self._pose is not None:
             video = self.clock.time("compose", lambda: self._composer.frame(self._pose))
+            self.on_frame(video)
             video.pts, video.time_base = self._pose.index, Fraction(1, 25)
             payloads, _ = self.clock.time("vp8_encode", lambda: self._vp8.encode(video))
             self._protect(payloads)
@@ -265,12 +270,19 @@ def summarise(frames: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return table
 
 
+SPEECH_CLIPS = 3
+
+
+def speech_packets(seconds: float) -> list[bytes]:
+    """``seconds`` of real speech (after a warm-up) as a browser's 20 ms Opus packets."""
+    speech, _ = real_speech(clips=SPEECH_CLIPS)
+    return _opus_packets(speech[: int((seconds + FRAME_S * WARMUP_FRAMES) * SEND_RATE_HZ)])
+
+
 def measure(seconds: float) -> dict[str, object]:
     """Runs ``seconds`` of real speech through the stages and summarises their cost."""
     aiortc_tuning.apply()
-    speech, files = real_speech(clips=3)
-    speech = speech[: int((seconds + FRAME_S * WARMUP_FRAMES) * SEND_RATE_HZ)]
-    packets = _opus_packets(speech)
+    packets = speech_packets(seconds)
     clock = StageClock()
     stages = ServerStages(clock)
     for start in range(0, len(packets) - PACKETS_PER_FRAME + 1, PACKETS_PER_FRAME):
@@ -281,7 +293,7 @@ def measure(seconds: float) -> dict[str, object]:
     return {
         "stages_us_per_frame": table,
         "frames": len(frames),
-        "speech": files,
+        "speech_clips": SPEECH_CLIPS,
         "sessions_per_core_at_25fps": round(1000 * FRAME_S / total_ms, 1),
     }
 

@@ -27,7 +27,9 @@ def latency_rows(driver: str, sessions: int = 1) -> list[str]:
         return []
     s = max(data["per_session"], key=lambda r: r["latency_ms"]["p95"] or 0.0)
     lat, av = s["latency_ms"], s["av_offset_ms"]
+    runs = data.get("runs", 1)
     who = f"`{driver}`" + (f", worst of {sessions} sessions at once" if sessions > 1 else "")
+    who += f", worst of {runs} runs" if runs > 1 else ""
     rows = [
         f"| lips after voice onset, p50 / p95 / p99 ({lat['n']} onsets), {who} | "
         f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} | `{data['command']}` |",
@@ -37,6 +39,14 @@ def latency_rows(driver: str, sessions: int = 1) -> list[str]:
     if sessions > 1:
         rows.append(
             f"| lowest fps of the {sessions} sessions | {min(data['fps']):.1f} | same run |"
+        )
+    if runs > 1:
+        every = data["every_run"]
+        p95 = ", ".join(f"{min(r['p95_ms']):.0f}–{max(r['p95_ms']):.0f}" for r in every)
+        fps = min(r["min_fps"] for r in every)
+        rows.append(
+            f"| every run: lips p95 of its sessions, ms / lowest fps of all runs | {p95} / "
+            f"{fps:.1f} | same command |"
         )
     stages = s.get("stages_ms")
     if stages:
@@ -120,8 +130,53 @@ def lipsync_rows(driver: str) -> list[str]:
     ]
 
 
+STAGE_NAMES = {
+    "opus_decode": "Opus decode (2 packets)",
+    "resample": "resample to 16 kHz",
+    "features": "log-mel features",
+    "phoneme_encoder": "phoneme encoder (onnxruntime)",
+    "motion_model": "motion model (onnxruntime)",
+    "pipeline_rest": "VAD, mouth gate, idle motion, driver bookkeeping",
+    "generator": "generator (onnxruntime)",
+    "compose": "compose the yuv420p frame",
+    "vp8_encode": "VP8 encode",
+    "opus_encode": "Opus encode of the returned voice",
+    "srtp_protect": "SRTP protect",
+    "total": "**total**",
+}
+
+
+def stage_cost_rows() -> list[str]:
+    """CPU µs per frame of each server stage, one thread."""
+    data = _load("stage_cost")
+    if data is None:
+        return []
+    rows = ["| stage | mean µs per frame | p95 µs |", "|---|---|---|"]
+    for key, cost in data["stages_us_per_frame"].items():
+        rows.append(
+            f"| {STAGE_NAMES.get(key, key)} | {cost['mean_us']:.0f} | {cost['p95_us']:.0f} |"
+        )
+    return rows
+
+
+def hot_path_rows() -> list[str]:
+    """What each worker's GIL is busy with while live sessions run."""
+    data = _load("hot_path")
+    if data is None:
+        return []
+    busy = " / ".join(f"{100 * v:.0f} %" for v in data["gil_busy_by_process"].values())
+    rows = [
+        "| live server, GIL held by | seconds per second |",
+        "|---|---|",
+        f"| each worker's GIL busy (all stages) | {busy} |",
+    ]
+    for stage, share in data["gil_s_per_s_by_stage"].items():
+        rows.append(f"| {stage} | {share:.3f} |")
+    return rows
+
+
 def main() -> None:
-    """Prints the table."""
+    """Prints the tables."""
     rows = ["| measure | result | command |", "|---|---|---|"]
     for driver in ("learned", "loudness"):
         rows += latency_rows(driver) + lipsync_rows(driver)
@@ -129,6 +184,8 @@ def main() -> None:
     for driver in ("learned", "loudness"):
         rows += capacity_rows(driver) + soak_rows(driver)
     print("\n".join(rows))
+    for table in (stage_cost_rows(), hot_path_rows()):
+        print("\n" + "\n".join(table))
 
 
 if __name__ == "__main__":

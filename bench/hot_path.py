@@ -44,9 +44,9 @@ TOP_FUNCTIONS = 20
 # Stages by where a sampled stack passes, in priority order: the first pattern that matches any
 # frame of the stack names the stage.
 STAGE_MARKERS = (
+    ("render (generator, compose)", r"_render \(.*/server/session\.py"),
     ("motion pipeline (resample, VAD, features, encoder, motion)",
      r"_process \(.*/server/session\.py"),
-    ("render (generator, compose)", r"_render \(.*/server/session\.py"),
     ("VP8 encode", r"encode \(.*/aiortc/codecs/vpx\.py"),
     ("Opus encode", r"encode \(.*/aiortc/codecs/opus\.py"),
     ("Opus decode", r"decode \(.*/aiortc/codecs/opus\.py"),

@@ -17,7 +17,7 @@ def _load(name: str) -> dict | None:
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f} ms"
+    return "–" if value is None else f"{round(value)} ms"  # round: no "-0 ms"
 
 
 def latency_rows(driver: str, sessions: int = 1) -> list[str]:

@@ -152,6 +152,8 @@ class AvatarSession:
             return
         loop = asyncio.get_running_loop()
         done = await loop.run_in_executor(self._worker, self._process, batch)
+        if self.closed.is_set():
+            return  # closed during the trip: its tracks are stopped
         self._held.extend(done.held)
         if done.skipped:
             self.frames_dropped += done.skipped

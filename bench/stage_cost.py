@@ -50,13 +50,12 @@ from pylibsrtp import Policy, Session
 
 from bench.lipsync import real_speech
 from bench.report import save
-from bench.whip_client import SEND_FRAME_SAMPLES, SEND_RATE_HZ
+from bench.whip_client import SEND_FRAME_SAMPLES, SEND_RATE_HZ, send_frame
 
 FRAME_S = 0.04
 PACKETS_PER_FRAME = 2  # a browser sends 20 ms Opus packets
 RTP_PAYLOAD_TYPE = 96
 WARMUP_FRAMES = 25
-TWIN_FEATURES = "twin_features"
 
 T = TypeVar("T")
 
@@ -72,12 +71,8 @@ class StageClock:
         """Runs ``call`` and charges its CPU time to ``stage`` in the current frame."""
         start = time.thread_time()
         result = call()
-        self.charge(stage, time.thread_time() - start)
+        self._current[stage] += time.thread_time() - start
         return result
-
-    def charge(self, stage: str, seconds: float) -> None:
-        """Adds ``seconds`` of CPU to ``stage`` in the current frame."""
-        self._current[stage] += seconds
 
     def end_frame(self) -> None:
         """Closes the current frame."""
@@ -100,25 +95,13 @@ class TimedEncoder:
         self._features.reset()
 
     def push(self, audio: np.ndarray) -> np.ndarray:
-        """The wrapped encoder's push, charged as ``features`` plus ``phoneme_encoder``.
+        """The wrapped encoder's push (features and network), charged as ``phoneme_encoder``.
 
-        The features are computed once more by a twin ``FeatureStream`` on the same audio, to time
-        them alone; the encoder's own run (features and network) is charged in full and the twin's
-        time is taken off it.
+        A twin ``FeatureStream`` computes the features once more on the same audio, charged as
+        ``features``; ``_split_derived`` takes that time off the encoder's and off the pipeline's.
         """
-        features_s = self._clock_of(lambda: self._features.push(audio))
-        start = time.thread_time()
-        posteriors = self._inner.push(audio)
-        self._clock.charge("phoneme_encoder", time.thread_time() - start - features_s)
-        self._clock.charge("features", features_s)
-        self._clock.charge(TWIN_FEATURES, features_s)  # run only to be timed: not server work
-        return posteriors
-
-    @staticmethod
-    def _clock_of(call: Callable[[], object]) -> float:
-        start = time.thread_time()
-        call()
-        return time.thread_time() - start
+        self._clock.time("features", lambda: self._features.push(audio))
+        return self._clock.time("phoneme_encoder", lambda: self._inner.push(audio))
 
 
 class TimedMotion:
@@ -152,12 +135,8 @@ def _opus_packets(speech: np.ndarray) -> list[bytes]:
     encoder = OpusEncoder()
     pcm = (np.clip(speech, -1, 1) * 32767).astype(np.int16)
     packets = []
-    for index in range(len(pcm) // SEND_FRAME_SAMPLES):
-        chunk = pcm[index * SEND_FRAME_SAMPLES : (index + 1) * SEND_FRAME_SAMPLES]
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SEND_RATE_HZ
-        frame.pts = index * SEND_FRAME_SAMPLES
-        frame.time_base = Fraction(1, SEND_RATE_HZ)
+    for start in range(0, len(pcm) - SEND_FRAME_SAMPLES + 1, SEND_FRAME_SAMPLES):
+        frame = send_frame(pcm[start : start + SEND_FRAME_SAMPLES], start)
         payloads, _ = encoder.encode(frame)
         packets += payloads
     return packets
@@ -217,15 +196,14 @@ class ServerStages:
             self._protect(payloads)
         for frame in voice:
             frame.pts, self._voice_pts = self._voice_pts, self._voice_pts + frame.samples
-            payloads, _ = self.clock.time("opus_encode", lambda f=frame: self._encode_voice(f))
+            payloads, _ = self.clock.time(
+                "opus_encode", lambda f=frame: self._voice_encoder.encode(f)
+            )
             self._protect(payloads)
         self.clock.end_frame()
 
     def _decode(self, packet: bytes) -> list[av.AudioFrame]:
         return self._decoder.decode(JitterFrame(packet, 0))  # type: ignore[return-value]
-
-    def _encode_voice(self, frame: av.AudioFrame) -> tuple[list[bytes], int | None]:
-        return self._voice_encoder.encode(frame)
 
     def _protect(self, payloads: list[bytes]) -> None:
         for payload in payloads:
@@ -236,13 +214,20 @@ class ServerStages:
 
 
 def _split_derived(frames: list[dict[str, float]]) -> list[dict[str, float]]:
-    """Turns the nested totals into disjoint stages: the pipeline's remainder (VAD, gating, idle
-    motion, driver bookkeeping) and the composer's remainder (paste and yuv420p conversion)."""
+    """Turns the nested totals into disjoint stages: the encoder without its features, the
+    pipeline's remainder (VAD, gating, idle motion, driver bookkeeping) and the composer's remainder
+    (paste and yuv420p conversion).
+
+    The pipeline total holds the twin features (timing only), the encoder's whole push and the
+    motion model; the encoder's push holds features as costly as the twin's.
+    """
     out = []
     for frame in frames:
         row = dict(frame)
-        inner = sum(row.get(k, 0.0) for k in ("features", "phoneme_encoder", "motion_model"))
-        row["pipeline_rest"] = row.pop("pipeline", 0.0) - inner - row.pop(TWIN_FEATURES, 0.0)
+        features = row.get("features", 0.0)
+        inner = features + row.get("phoneme_encoder", 0.0) + row.get("motion_model", 0.0)
+        row["pipeline_rest"] = row.pop("pipeline", 0.0) - inner
+        row["phoneme_encoder"] = row.get("phoneme_encoder", 0.0) - features
         row["compose"] = row.get("compose", 0.0) - row.get("generator", 0.0)
         out.append(row)
     return out

@@ -30,6 +30,15 @@ KEPT_FRAME_SIZE = (
 )
 
 
+def send_frame(pcm: np.ndarray, first_sample: int) -> av.AudioFrame:
+    """One mono s16 48 kHz frame of ``pcm`` (int16), stamped as starting at ``first_sample``."""
+    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = SEND_RATE_HZ
+    frame.pts = first_sample
+    frame.time_base = Fraction(1, SEND_RATE_HZ)
+    return frame
+
+
 class PacedVoiceTrack(MediaStreamTrack):
     """Plays a mono float32 48 kHz array in real time, then silence; records each frame's send
     time."""
@@ -56,11 +65,7 @@ class PacedVoiceTrack(MediaStreamTrack):
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         start = self._index * SEND_FRAME_SAMPLES
         chunk = self._pcm[start : start + SEND_FRAME_SAMPLES]
-        chunk = np.pad(chunk, (0, SEND_FRAME_SAMPLES - len(chunk)))
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SEND_RATE_HZ
-        frame.pts = start
-        frame.time_base = Fraction(1, SEND_RATE_HZ)
+        frame = send_frame(np.pad(chunk, (0, SEND_FRAME_SAMPLES - len(chunk))), start)
         self._index += 1
         self.sent_at.append(time.monotonic())
         return frame

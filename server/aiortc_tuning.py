@@ -8,9 +8,9 @@
    send on the event loop, which the sessions share.
 3. aiortc turns on libvpx's temporal denoiser (``noise-sensitivity 4``), meant for camera noise.
    Rendered frames have none, so it only smears the moving mouth and costs CPU: off, the VP8
-   encode of the default avatar takes 1.1 instead of 1.6-2.0 ms per frame and the face comes back
-   +4.9 dB PSNR closer to what was rendered (46.5 vs 41.7 dB, same bitrate; measured on 300
-   speech-driven frames, see bench/stage_cost.py for the encode cost in place).
+   encode of the default avatar takes 1.16 instead of 1.61 ms per frame and the face comes back
+   46.5 instead of 41.7 dB PSNR from what was rendered, at the same bitrate
+   (``python -m bench.vp8_denoiser``).
 """
 
 from __future__ import annotations

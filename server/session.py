@@ -8,8 +8,8 @@ leave the server together and the held voice delay stays bounded for the whole s
 
 All CPU work runs on the session's own single-thread worker: stages stay ordered without locks,
 and one slow session cannot stall the event loop or the other sessions. Motion and rendering share
-that one trip because every hand-off between threads waits for a core: with four sessions on two
-cores a separate render thread cost its frames a p95 of 13-17 ms against 7 ms of mean work.
+that one trip because every hand-off between threads waits for a core when sessions share few of
+them (README, "Profile").
 """
 
 from __future__ import annotations

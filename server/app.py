@@ -6,20 +6,26 @@ import asyncio
 import logging
 from pathlib import Path
 
+from typing import Any
+
 from aiohttp import web
+from aiohttp.helpers import parse_mimetype
 from lipstream.avatar import AvatarError, default_photo
 
 from . import aiortc_tuning
 from .avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
+from .guard import Access, Role, role, security_middleware
+from .ice import browser_ice_servers
 from .options import ServeOptions
 from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
 from .state import ServerState
-from .ws_ingest import ws_ingest
+from .ws_ingest import close_publishers, ws_ingest
 
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # beside server/, installed or in the repo
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form boundaries and headers around the photo
+UPLOAD_TIMEOUT_S = 120.0  # 10 MB over a slow uplink; a body still incomplete then is stalled
 
 
 async def _page(name: str) -> web.FileResponse:
@@ -51,15 +57,21 @@ async def metrics(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     """What the pages need to know about this server."""
     state = request.app[ServerState.KEY]
-    return web.json_response(
-        {
-            "fps": state.options.fps,
-            "driver": state.options.driver,
-            "default_avatar": state.avatars.default_id,
-            "avatars": state.avatars.ids(),
-            "ice_servers": list(state.options.ice_servers),
-        }
-    )
+    body = {
+        "fps": state.options.fps,
+        "driver": state.options.driver,
+        "default_avatar": state.avatars.default_id,
+        "avatars": state.avatars.ids(),
+        "ice_servers": browser_ice_servers(state.options),
+    }
+    return web.json_response(visible_config(body, role(request)))
+
+
+def visible_config(body: dict[str, Any], seen_by: Role) -> dict[str, Any]:
+    """``/api/config`` as ``seen_by`` may see it: uploaded avatars only for publishers."""
+    if seen_by < Role.PUBLISH:
+        body = {**body, "avatars": [a for a in body["avatars"] if a == body["default_avatar"]]}
+    return body
 
 
 async def session_stats(request: web.Request) -> web.Response:
@@ -97,14 +109,29 @@ async def upload_avatar(request: web.Request) -> web.Response:
 
 
 async def _read_photo_field(request: web.Request) -> bytes:
+    """The ``photo`` field: bounded by Content-Length up front, then while read, with a deadline."""
     if not request.content_type.startswith("multipart/"):
         raise UploadError(415, "send the photo as multipart/form-data in a field named 'photo'")
+    if not parse_mimetype(request.headers.get("Content-Type", "")).parameters.get("boundary"):
+        raise UploadError(400, "the multipart Content-Type has no boundary")
+    limit = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise UploadError(413, f"the upload is larger than {limit} bytes")
+    try:
+        return await asyncio.wait_for(_photo_part(request), UPLOAD_TIMEOUT_S)
+    except asyncio.TimeoutError as exc:
+        raise UploadError(408, f"the upload did not arrive within {UPLOAD_TIMEOUT_S:.0f} s") from exc
+    except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart parser on bad framing
+        raise UploadError(400, f"the multipart body is malformed: {exc}"[:200]) from exc
+
+
+async def _photo_part(request: web.Request) -> bytes:
     reader = await request.multipart()
     async for part in reader:
         if getattr(part, "name", None) != "photo":
             continue
         data = bytearray()
-        while chunk := await part.read_chunk():
+        while chunk := await part.read_chunk():  # type: ignore[union-attr]
             data.extend(chunk)
             if len(data) > MAX_UPLOAD_BYTES:
                 raise UploadError(413, f"the photo is larger than {MAX_UPLOAD_BYTES} bytes")
@@ -124,8 +151,9 @@ async def _load_default_avatar(app: web.Application) -> None:
 
 async def _close_everything(app: web.Application) -> None:
     state = app[ServerState.KEY]
-    sessions = list(state.sessions.by_id.values())
-    await asyncio.gather(*(end_session(state, s, "server shutting down") for s in sessions))
+    await close_publishers(app)
+    for session in list(state.sessions.by_id.values()):
+        await end_session(state, session, "server shutting down")
     state.avatars.close()
 
 
@@ -139,7 +167,11 @@ def add_page_routes(app: web.Application) -> None:
 def create_app(options: ServeOptions) -> web.Application:
     """Builds the app; the default avatar is prepared at startup (errors then stop the server)."""
     aiortc_tuning.apply()
-    app = web.Application(client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
+    access = Access(options.token, options.viewer_token, options.allow_origins)
+    app = web.Application(
+        client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES,
+        middlewares=[security_middleware(access)],
+    )
     app[ServerState.KEY] = ServerState(options)
     app.on_startup.append(_load_default_avatar)
     app.on_shutdown.append(_close_everything)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import shutil
+import struct
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,21 +39,32 @@ def check_photo_bytes(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size  # reads the header only: no decompression bomb
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:  # PIL refuses headers over 2x its pixel limit
+        raise UploadError(413, f"the photo declares too many pixels; the limit is 20 Mpx") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as exc:
         raise UploadError(415, "the upload is not a readable image (JPEG, PNG or WebP)") from exc
     if width * height > MAX_UPLOAD_PIXELS:
         raise UploadError(413, f"the photo has {width}x{height} pixels; the limit is 20 Mpx")
 
 
 class AvatarStore:
-    """Builds avatars off the event loop (one at a time) and caches a ``Renderer`` per avatar."""
+    """Builds avatars off the event loop (one at a time) and caches a ``Renderer`` per avatar.
 
-    def __init__(self, cache_dir: Path | None = None, render_threads: int = 1) -> None:
+    Uploads are bounded: at most ``max_uploads`` avatars besides the default are kept loaded, and
+    this store deletes from the disk cache the uploads it built once they fall out of that
+    least-recently-used set (a session still using one keeps its renderer until it ends).
+    """
+
+    def __init__(
+        self, cache_dir: Path | None = None, render_threads: int = 1, max_uploads: int = 16
+    ) -> None:
         self._cache_dir = cache_dir
         self._render_threads = render_threads
+        self._max_uploads = max_uploads
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="avatar-build")
-        self._built: dict[str, BuiltAvatar] = {}
+        self._built: OrderedDict[str, BuiltAvatar] = OrderedDict()
         self._renderers: dict[str, Renderer] = {}
+        self._uploaded_here: set[str] = set()
         self.default_id: str | None = None
 
     async def add(self, photo: bytes | Path) -> BuiltAvatar:
@@ -58,7 +72,22 @@ class AvatarStore:
         loop = asyncio.get_running_loop()
         built = await loop.run_in_executor(self._builder, self._build, photo)
         self._built[built.avatar_id] = built
+        if isinstance(photo, bytes) and built.avatar_id != self.default_id:
+            self._uploaded_here.add(built.avatar_id)
+        self._touch(built.avatar_id)
         return built
+
+    def _touch(self, avatar_id: str) -> None:
+        """Marks ``avatar_id`` used now and evicts the least recently used uploads over the bound."""
+        self._built.move_to_end(avatar_id)
+        uploads = [a for a in self._built if a != self.default_id]
+        for old in uploads[: max(0, len(uploads) - self._max_uploads)]:
+            built = self._built.pop(old)
+            self._renderers.pop(old, None)
+            if old in self._uploaded_here:
+                self._uploaded_here.discard(old)
+                shutil.rmtree(built.path, ignore_errors=True)
+            logger.info("Avatar %s evicted (over %d uploads)", old[:12], self._max_uploads)
 
     def _build(self, photo: bytes | Path) -> BuiltAvatar:
         built = build_avatar(photo, cache_dir=self._cache_dir)
@@ -71,13 +100,17 @@ class AvatarStore:
         With several server processes an upload is built by one of them; the others find the
         result in the shared cache by id. Loading runs off the event loop, like building.
         """
-        if avatar_id is None or avatar_id in self._built:
-            return avatar_id is not None
+        if avatar_id is None:
+            return False
+        if avatar_id in self._built:
+            self._touch(avatar_id)
+            return True
         loop = asyncio.get_running_loop()
         built = await loop.run_in_executor(self._builder, self._load_cached, avatar_id)
         if built is None:
             return False
         self._built[built.avatar_id] = built
+        self._touch(built.avatar_id)
         return True
 
     def _load_cached(self, avatar_id: str) -> BuiltAvatar | None:

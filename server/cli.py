@@ -23,13 +23,35 @@ import logging
 import sys
 from pathlib import Path
 
+from urllib.parse import quote
+
 from .options import DRIVERS, ServeOptions
 
+TOKEN_ENV = "LIPSTREAM_TOKEN"
+VIEWER_TOKEN_ENV = "LIPSTREAM_VIEWER_TOKEN"
+TURN_SECRET_ENV = "LIPSTREAM_TURN_SECRET"
 
-def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
 
-    options = ServeOptions(
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """``ServeOptions`` from ``serve``'s arguments; raises ``ValueError`` for an unsafe binding.
+
+    Without a token the server binds loopback only; any other address needs ``--token`` (or
+    ``LIPSTREAM_TOKEN``), or an explicit ``--no-auth``.
+    """
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    viewer_token = args.viewer_token or os.environ.get(VIEWER_TOKEN_ENV) or None
+    if token is None and args.host not in LOOPBACK_HOSTS and not args.no_auth:
+        raise ValueError(
+            f"refusing to serve {args.host} without a token: anyone who can reach the port could "
+            f"publish and upload. Give --token SECRET (or {TOKEN_ENV}), or --no-auth if a proxy "
+            "in front authenticates"
+        )
+    if viewer_token is not None and token is None:
+        raise ValueError("--viewer-token needs --token as well")
+    return ServeOptions(
         avatar_photo=args.avatar,
         host=args.host,
         port=args.port,
@@ -37,21 +59,45 @@ def _serve(args: argparse.Namespace) -> int:
         driver=args.driver,
         max_sessions=args.max_sessions,
         ice_servers=tuple(args.ice_server),
+        token=token,
+        viewer_token=viewer_token,
+        allow_origins=tuple(args.allow_origin),
+        max_viewers=args.max_viewers,
+        turn_secret=args.turn_secret or os.environ.get(TURN_SECRET_ENV) or None,
+        max_uploads=args.max_uploads,
     )
+
+
+def start_urls(options: ServeOptions) -> str:
+    """The line printed at start: the pages' URLs, carrying the token once (as Jupyter does)."""
+    host = "localhost" if options.host in ("0.0.0.0", "::", *LOOPBACK_HOSTS) else options.host
+    base = f"http://{host}:{options.port}"
+    talk = f"{base}/?token={quote(options.token)}" if options.token else f"{base}/"
+    viewer_token = options.viewer_token or options.token
+    viewer = f"{base}/viewer?channel=NAME" + (f"&token={quote(viewer_token)}" if viewer_token else "")
+    return f"lipstream: open {talk} (talk) or {viewer} (OBS)"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    options = serve_options(args)
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
-    print(f"lipstream: open http://localhost:{args.port}/ (talk) or /viewer?channel=NAME (OBS)")
+    print(start_urls(options), flush=True)
     if args.workers == 1:
         from .app import create_app
 
-        web.run_app(create_app(options), host=args.host, port=args.port, print=None)
+        web.run_app(
+            create_app(options), host=args.host, port=args.port, print=None, shutdown_timeout=2.0
+        )
         return 0
     from .front import create_front_app
     from .workers import WorkerStartError
 
     app = create_front_app(options, args.workers, verbose=args.verbose)
     try:
-        web.run_app(app, host=args.host, port=args.port, print=None)
+        web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=2.0)
     except WorkerStartError as exc:
         print(f"lipstream: {exc}", file=sys.stderr)
         return 1
@@ -106,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the WebRTC avatar server")
     serve.add_argument("--avatar", type=Path, help="photo to animate (default: built-in avatar)")
-    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default loopback; another needs --token or --no-auth)",
+    )
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--fps", type=int, default=25)
     serve.add_argument("--driver", choices=DRIVERS, default="learned")
@@ -123,6 +173,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="STUN/TURN URL, repeatable (turn:USER:PASS@HOST:PORT for coturn)",
+    )
+    serve.add_argument(
+        "--token",
+        help=f"bearer token for publishing, uploads and every state change (or ${TOKEN_ENV})",
+    )
+    serve.add_argument(
+        "--viewer-token",
+        help=f"bearer token for WHEP, the viewer page, /metrics and /api/config "
+        f"(or ${VIEWER_TOKEN_ENV}; default: the publisher token)",
+    )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="allow binding a non-loopback address without a token (a proxy authenticates)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        help="a browser origin (https://host:port) allowed besides the server's own, repeatable",
+    )
+    serve.add_argument("--max-viewers", type=int, default=16, help="WHEP viewers per channel")
+    serve.add_argument(
+        "--max-uploads", type=int, default=16, help="uploaded avatars kept (least recently used go)"
+    )
+    serve.add_argument(
+        "--turn-secret",
+        help=f"coturn static-auth-secret: browsers get short-lived TURN credentials "
+        f"(or ${TURN_SECRET_ENV})",
     )
     serve.set_defaults(run=_serve)
 

@@ -10,9 +10,12 @@ worker's aiortc gathers its own ICE candidates and talks to the client directly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
-from collections.abc import Iterable
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,28 +27,39 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from yarl import URL
 
-from .app import MULTIPART_OVERHEAD_BYTES, add_page_routes
+from .app import MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S, add_page_routes, visible_config
 from .avatars import MAX_UPLOAD_BYTES
+from .guard import Access, read_body, role, security_middleware
 from .options import ServeOptions
-from .registry import RETRY_AFTER_S
+from .registry import PLACEMENT_HEADER, RETRY_AFTER_S
+from .sdp_check import MAX_OFFER_BYTES
+from .tasks import TaskOwner
 from .workers import WORKER_URL, Worker, WorkerPool
 
 logger = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)  # a WHIP answer waits for ICE gathering
-PASSED_BACK = ("Content-Type", "Location", "Retry-After")
+PASSED_BACK = ("Content-Type", "Location", "Retry-After", "WWW-Authenticate")
+WS_MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # aiohttp's default, stated: one message of PCM at most
 WORKER_ID = re.compile(r"w(\d+)-.+")
 
 
 @dataclass
 class Front:
-    """What the front's handlers share: the options, the pool, and the lock on new sessions."""
+    """What the front's handlers share: the options, the pool, and the lock on new sessions.
+
+    The lock covers only the choice of a worker (a survey of the workers over their sockets), never
+    a body read or a worker's answer: the offer is read first, and the choice is then held as a
+    pending placement until the worker has answered, so that two offers at once cannot both take
+    the last slot or the same channel.
+    """
 
     KEY: ClassVar[web.AppKey[Front]] = web.AppKey("lipstream_front")
 
     options: ServeOptions
     pool: WorkerPool
     new_session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: dict[str, tuple[Worker, str]] = field(default_factory=dict)  # id -> worker, channel
 
     def worker_for(self, ident: str) -> Worker | None:
         """The worker that made session or viewer id ``ident``, from its prefix."""
@@ -69,19 +83,40 @@ class Front:
     async def place(self, channel: str) -> Worker | web.Response:
         """The worker a new session on ``channel`` should go to, or the refusal to send back.
 
-        Call with ``new_session_lock`` held until the worker has answered, so that two offers at
-        once cannot both take the last slot or the same channel.
+        Call with ``new_session_lock`` held; counts the placements still being answered.
         """
         survey = await self.survey()
         live = [(w, info) for w, info in survey if info is not None]
-        channels = {ch for _, info in live for ch in _channels(info)}
+        reported = {p for _, info in live for p in info.get("placements", ())}
+        unseen = [(w, ch) for pid, (w, ch) in self.pending.items() if pid not in reported]
+        channels = {ch for _, info in live for ch in _channels(info)} | {ch for _, ch in unseen}
         if channel and channel in channels:
             return _error(409, f"channel {channel!r} already has a speaker")
+
+        def load(worker: Worker, info: dict[str, Any]) -> int:
+            return _load(info) + sum(1 for w, _ in unseen if w is worker)
+
         limit = self.options.max_sessions
-        if sum(_load(info) for _, info in live) >= limit or not live:
+        if not live or sum(load(w, info) for w, info in live) >= limit:
             retry = {"Retry-After": str(RETRY_AFTER_S)}
             return _error(503, f"all {limit} session slots are in use", **retry)
-        return min(live, key=lambda entry: _load(entry[1]))[0]
+        return min(live, key=lambda entry: load(*entry))[0]
+
+    @asynccontextmanager
+    async def placement(self, channel: str) -> AsyncIterator[tuple[Worker, str] | web.Response]:
+        """A worker for a new session and the placement id to send it, or a refusal; the slot is
+        counted as pending until the block ends (the worker has answered by then)."""
+        async with self.new_session_lock:
+            placed = await self.place(channel)
+            if isinstance(placed, web.Response):
+                yield placed
+                return
+            pid = secrets.token_hex(8)
+            self.pending[pid] = (placed, channel)
+        try:
+            yield placed, pid
+        finally:
+            self.pending.pop(pid, None)
 
 
 def _channels(info: dict[str, Any]) -> list[str]:
@@ -96,15 +131,32 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers)
 
 
-async def forward(request: web.Request, worker: Worker) -> web.Response:
+async def read_bounded(request: web.Request) -> bytes:
+    """The body of a request to relay, read with the limit and deadline of its kind."""
+    if request.method in ("GET", "HEAD"):
+        return b""
+    if request.path == "/api/avatars":
+        return await read_body(request, MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S)
+    return await read_body(request, MAX_OFFER_BYTES)
+
+
+async def forward(
+    request: web.Request, worker: Worker, body: bytes | None = None, placement: str | None = None
+) -> web.Response:
     """Relays ``request`` (method, path, query, body, Content-Type) to ``worker`` and its answer
-    (status, body, Content-Type, Location, Retry-After) back. Bodies pass as raw bytes, so
-    multipart uploads keep their boundary."""
+    (status, body, Content-Type, Location, Retry-After) back.
+
+    Bodies pass as raw bytes, so multipart uploads keep their boundary; they are read bounded
+    (``read_bounded``) unless already read.
+    """
     url = URL(WORKER_URL).with_path(request.rel_url.raw_path, encoded=True)
     url = url.with_query(request.rel_url.raw_query_string)
     content_type = request.headers.get("Content-Type")
     headers = {"Content-Type": content_type} if content_type else {}
-    body = await request.read()
+    if placement is not None:
+        headers[PLACEMENT_HEADER] = placement
+    if body is None:
+        body = await read_bounded(request)
     try:
         async with worker.client.request(
             request.method, url, data=body, headers=headers, timeout=FORWARD_TIMEOUT
@@ -181,19 +233,32 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def to_first_worker(request: web.Request) -> web.Response:
-    """Config and uploads: worker 0 builds uploads into the shared cache, where the other
-    workers find them by id."""
+    """Uploads: worker 0 builds uploads into the shared cache, where the other workers find them
+    by id."""
     return await forward(request, request.app[Front.KEY].pool.workers[0])
 
 
+async def config(request: web.Request) -> web.Response:
+    """Worker 0's config, with the avatar list cut to what this request's role may use."""
+    response = await forward(request, request.app[Front.KEY].pool.workers[0])
+    if response.status != 200 or response.body is None:
+        return response
+    body = json.loads(bytes(response.body))  # type: ignore[arg-type]
+    return web.json_response(visible_config(body, role(request)))
+
+
 async def whip_post(request: web.Request) -> web.Response:
-    """A new session goes to the worker with the fewest, within the global limits."""
+    """A new session goes to the worker with the fewest, within the global limits.
+
+    The offer is read (bounded, with a deadline) before anything is locked.
+    """
     front = request.app[Front.KEY]
-    async with front.new_session_lock:
-        placed = await front.place(request.query.get("channel", ""))
+    body = await read_bounded(request)
+    async with front.placement(request.query.get("channel", "")) as placed:
         if isinstance(placed, web.Response):
             return placed
-        return await forward(request, placed)
+        worker, pid = placed
+        return await forward(request, worker, body, pid)
 
 
 async def by_session_id(request: web.Request) -> web.Response:
@@ -226,24 +291,27 @@ async def _to_named_worker(request: web.Request, id_field: str, missing: str) ->
 async def ws_ingest(request: web.Request) -> web.StreamResponse:
     """Places a WebSocket publisher like a WHIP offer, then relays messages both ways."""
     front = request.app[Front.KEY]
-    client = web.WebSocketResponse(heartbeat=10.0)
+    client = web.WebSocketResponse(heartbeat=10.0, max_msg_size=WS_MAX_MESSAGE_BYTES)
     if not client.can_prepare(request).ok:  # a plain GET: worker 0 says what is wrong with it
         return await forward(request, front.pool.workers[0])
-    async with front.new_session_lock:
-        placed = await front.place(request.query.get("channel", ""))
+    async with front.placement(request.query.get("channel", "")) as placed:
         if isinstance(placed, web.Response):
             return placed
+        worker, pid = placed
         url = URL(WORKER_URL).with_path("/ws/ingest").with_query(request.rel_url.query)
         try:
-            upstream = await placed.client.ws_connect(
-                url, timeout=aiohttp.ClientWSTimeout(ws_close=10)
+            upstream = await worker.client.ws_connect(
+                url,
+                headers={PLACEMENT_HEADER: pid},
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2),
+                max_msg_size=WS_MAX_MESSAGE_BYTES,
             )
         except aiohttp.WSServerHandshakeError:
             # Refused before any session started (rate, avatar, channel name); the handshake
             # error carries no body, so ask again without the upgrade to relay the reason.
-            return await forward(request, placed)
+            return await forward(request, worker, b"")
         except (aiohttp.ClientError, asyncio.TimeoutError):
-            return _error(502, f"worker {placed.index} is not answering; try again shortly")
+            return _error(502, f"worker {worker.index} is not answering; try again shortly")
     try:
         await client.prepare(request)
         await _relay(client, upstream)
@@ -265,21 +333,23 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
             elif message.type == WSMsgType.BINARY:
                 await sink.send_bytes(message.data)  # waits while the sink is slow: back-pressure
 
-    pumps = [
-        asyncio.ensure_future(pump(client, upstream)),
-        asyncio.ensure_future(pump(upstream, client)),
-    ]
-    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-    for task in pumps:
-        task.cancel()
-    await asyncio.gather(*pumps, return_exceptions=True)
-    await upstream.close()
-    await client.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
+    tasks = TaskOwner("WsRelay")
+    pumps = [tasks.start("up", pump(client, upstream)), tasks.start("down", pump(upstream, client))]
+    try:
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await tasks.cancel_all()  # a pump that failed is logged by its owner
+        await upstream.close()
+        await client.close(code=upstream.close_code or aiohttp.WSCloseCode.OK)
 
 
 def create_front_app(options: ServeOptions, workers: int, verbose: bool = False) -> web.Application:
     """The front app; starting it starts the pool (startup fails if a worker cannot start)."""
-    app = web.Application(client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES)
+    access = Access(options.token, options.viewer_token, options.allow_origins)
+    app = web.Application(
+        client_max_size=MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES,
+        middlewares=[security_middleware(access)],
+    )
     front = Front(options, WorkerPool(options, workers, verbose))
     app[Front.KEY] = front
 
@@ -294,7 +364,7 @@ def create_front_app(options: ServeOptions, workers: int, verbose: bool = False)
     add_page_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/config", to_first_worker)
+    app.router.add_get("/api/config", config)
     app.router.add_post("/api/avatars", to_first_worker)
     app.router.add_post("/whip", whip_post)
     app.router.add_route("*", "/whip/{session_id}", by_session_id)

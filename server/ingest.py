@@ -1,15 +1,14 @@
 """Incoming voice: format conversion for the pipeline, and the reader loops that feed a session.
 
 A WebRTC publisher and a WebSocket PCM publisher both end in ``AvatarSession.feed``. The reader
-loops
-also keep the media clock running when the input stalls (silence is fed, so the avatar idles
-instead of
-freezing) and notice when a publisher has vanished.
+loops also keep the media clock running when the input stalls (silence is fed, so the avatar idles
+instead of freezing) and notice when a publisher has vanished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -30,9 +29,7 @@ logger = logging.getLogger(__name__)
 
 STARVED_AFTER_S = 0.1  # no packet for 5 Opus frames: assume the sender paused and feed silence
 SILENCE_STEP_S = 0.02  # silence is fed in 20 ms frames, like real packets
-VANISHED_AFTER_S = (
-    6.0  # a WebRTC publisher that sends nothing this long is gone (browsers send silence)
-)
+VANISHED_AFTER_S = 6.0  # a WebRTC publisher silent this long is gone (browsers send silence)
 MAX_BACKLOG_S = 0.5  # input waiting longer than this is dropped: an overloaded session stays live
 
 
@@ -93,8 +90,7 @@ def pcm_frame(pcm: bytes, sample_rate_hz: int) -> av.AudioFrame:
 
 
 class SilenceFiller:
-    """Tracks how much media time the input has covered and tops it up with silence when it
-    stalls."""
+    """Tracks the media time the input has covered and tops it up with silence when it stalls."""
 
     def __init__(self) -> None:
         self._covered_until = time.monotonic()
@@ -116,17 +112,18 @@ async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
 
     A reader drains the track from the moment it starts (aiortc's track queue is unbounded), and the
     feeder hands everything that arrived since its last trip to the worker in one batch. So a
-    session
-    that falls behind catches up in a few large steps instead of letting packets queue, and if it is
-    more than ``MAX_BACKLOG_S`` behind, the oldest audio is dropped: the delay stays bounded.
+    session that falls behind catches up in a few large steps instead of letting packets queue,
+    and if it is more than ``MAX_BACKLOG_S`` behind, the oldest audio is dropped: the delay stays
+    bounded. A reader that fails ends the feed with its error as the reason (and is logged).
     """
     inbox = AudioInbox()
-    reader = asyncio.ensure_future(_read_track(track, inbox))
+    reader = session.tasks.start("read-track", _read_track(track, inbox))
     try:
         return await _feed_from(session, inbox)
     finally:
         reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 class AudioInbox:
@@ -160,6 +157,10 @@ async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
             inbox.put(await track.recv())
     except MediaStreamError:
         inbox.ended = "the client's audio track ended"
+    except Exception as exc:
+        logger.exception("Reading the client's audio failed")
+        inbox.ended = f"reading the client's audio failed: {exc!r}"
+    finally:
         inbox.ready.set()
 
 

@@ -13,7 +13,7 @@ class ServeOptions:
     """Everything ``lipstream serve`` can be told; see ``server/cli.py`` for the flags."""
 
     avatar_photo: Path | None = None  # None: the built-in default avatar
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8080
     fps: int = 25
     driver: str = "learned"
@@ -21,9 +21,19 @@ class ServeOptions:
     ice_servers: tuple[str, ...] = ()  # e.g. "turn:user:pass@turn.example.org:3478"
     cache_dir: Path | None = None
     id_prefix: str = ""  # put before session and viewer ids; a worker's own, so the front can route
+    token: str | None = None  # publishers' bearer token (server/guard.py); None: loopback only
+    viewer_token: str | None = None  # viewers' bearer token; None: viewing needs ``token``
+    allow_origins: tuple[str, ...] = ()  # browser origins accepted besides the server's own
+    max_viewers: int = 16  # WHEP viewers per channel
+    turn_secret: str | None = None  # coturn's static-auth-secret: short-lived TURN credentials
+    max_uploads: int = 16  # uploaded avatars kept (in memory and on disk), least recently used go
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
             raise ValueError(f"driver must be one of {DRIVERS}, got {self.driver!r}")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
+        if self.max_viewers < 0 or self.max_uploads < 1:
+            raise ValueError("max_viewers must be at least 0 and max_uploads at least 1")
+        if self.token is not None and not self.token:
+            raise ValueError("the token must not be empty")

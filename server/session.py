@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import av
 from aiortc import RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
@@ -114,6 +115,7 @@ class AvatarSession:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"session-{session_id}")
         self._relay = MediaRelay()
         self._peers: set[RTCPeerConnection] = set()
+        self._tracks_of: dict[RTCPeerConnection, list[MediaStreamTrack]] = {}
         self._held: deque[HeldVoice] = deque()
         self.timeline: deque[FrameTimes] = deque(maxlen=TIMELINE_FRAMES)
         self._recent_delays_s: deque[float] = deque(maxlen=RECENT_DELAYS)
@@ -127,18 +129,23 @@ class AvatarSession:
         self._peers.add(pc)
 
     def attach(self, pc: RTCPeerConnection, video: bool = True, voice: bool = True) -> None:
-        """Adds the avatar tracks to ``pc`` (through the relay); ``pc`` then closes with the
-        session."""
+        """Adds the avatar tracks to ``pc``, each its own bounded subscription; ``pc`` then closes
+        with the session."""
         self.own(pc)
+        tracks = self._tracks_of.setdefault(pc, [])
         if video:
-            pc.addTrack(self._relay.subscribe(self.video, buffered=False))
+            tracks.append(self._relay.subscribe(self.video, buffered=False))
+            pc.addTrack(tracks[-1])
         if voice:
-            pc.addTrack(self._relay.subscribe(self.voice, buffered=True))
+            tracks.append(self.voice.subscribe())
+            pc.addTrack(tracks[-1])
 
     async def detach(self, pc: RTCPeerConnection) -> None:
-        """Closes one consumer's connection; the session and other consumers carry on."""
+        """Closes one consumer's connection and its subscriptions; the others carry on."""
         self._peers.discard(pc)
-        await pc.close()
+        for track in self._tracks_of.pop(pc, []):
+            track.stop()  # aiortc's sender does not stop its track; the relay would keep it
+        await _close_quietly(pc, f"Session({self.id})")
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -242,8 +249,8 @@ class AvatarSession:
         await self.tasks.cancel_all()
         self.video.stop()
         self.voice.stop()
-        peers, self._peers = list(self._peers), set()
-        await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
+        for pc in list(self._peers):
+            await self.detach(pc)
         self._worker.shutdown(wait=False, cancel_futures=True)
         logger.info(
             "Session(%s) closed after %d frames (%d dropped)",
@@ -251,3 +258,11 @@ class AvatarSession:
             self.frames_rendered,
             self.frames_dropped,
         )
+
+
+async def _close_quietly(pc: RTCPeerConnection, owner: str) -> None:
+    """Closes ``pc``; aiortc's close can raise on a half-built connection: logged, not raised."""
+    try:
+        await pc.close()
+    except Exception:
+        logger.warning("%s: closing a peer connection failed", owner, exc_info=True)

@@ -1,27 +1,36 @@
 """WHIP ingest with a return path, and WHEP egress for viewers.
 
 WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201
-and
-``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also carries
-the
-avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST /whep/<channel>``
-attaches a
-viewer to the channel's session; viewers never disturb the speaker.
+and ``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also
+carries the avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST
+/whep/<channel>`` attaches a viewer to the channel's session; viewers never disturb the speaker.
+
+Every offer is read with a bound and a deadline (``guard.read_body``) and parsed before any
+connection exists; whatever aiortc raises on an offer it cannot use is a 400 with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from .guard import read_body
+from .ice import server_ice_servers
 from .ingest import pump_track
 from .low_latency import decode_audio_on_arrival
-from .registry import RETRY_AFTER_S, RegistryError
-from .sdp_check import OfferError, OfferShape, check_publisher_offer, check_viewer_offer
+from .registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from .sdp_check import (
+    MAX_OFFER_BYTES,
+    OfferError,
+    OfferShape,
+    check_publisher_offer,
+    check_viewer_offer,
+)
 from .session import AvatarSession
 from .state import ServerState
 
@@ -35,20 +44,27 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers)
 
 
-async def _read_offer(request: web.Request) -> str:
+async def read_offer(request: web.Request) -> str:
+    """The offer's text: application/sdp, at most ``MAX_OFFER_BYTES``, in a known charset."""
     if request.content_type != SDP_CONTENT_TYPE:
         raise web.HTTPUnsupportedMediaType(
             text=f"expected Content-Type {SDP_CONTENT_TYPE}, got {request.content_type or 'none'}\n"
         )
+    charset = request.charset or "utf-8"
     try:
-        return await request.text()
-    except UnicodeDecodeError as exc:
-        raise web.HTTPBadRequest(text="the SDP offer is not valid UTF-8 text\n") from exc
+        codecs.lookup(charset)
+    except LookupError as exc:
+        raise web.HTTPBadRequest(text=f"unknown charset {charset[:40]!r}; send UTF-8\n") from exc
+    body = await read_body(request, MAX_OFFER_BYTES)
+    try:
+        return body.decode(charset)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=f"the SDP offer is not valid {charset} text\n") from exc
 
 
 def new_peer_connection(state: ServerState) -> RTCPeerConnection:
     """A peer connection using the configured STUN/TURN servers."""
-    servers = [RTCIceServer(urls=url) for url in state.options.ice_servers]
+    servers = [RTCIceServer(**server) for server in server_ice_servers(state.options)]
     return RTCPeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
 
 
@@ -60,7 +76,7 @@ async def _answer(pc: RTCPeerConnection, offer_sdp: str) -> str:
 async def whip_post(request: web.Request) -> web.Response:
     """Starts a speaking session from a WHIP offer."""
     state = request.app[ServerState.KEY]
-    offer_sdp = await _read_offer(request)
+    offer_sdp = await read_offer(request)
     try:
         shape = check_publisher_offer(offer_sdp)
     except OfferError as exc:
@@ -72,7 +88,7 @@ async def whip_post(request: web.Request) -> web.Response:
     session_id = state.new_id()
     channel = request.query.get("channel") or session_id
     try:
-        state.sessions.reserve(channel)
+        state.sessions.reserve(channel, request.headers.get(PLACEMENT_HEADER))
     except RegistryError as exc:
         state.metrics.sessions_rejected.labels(str(exc.status)).inc()
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else {}
@@ -131,13 +147,19 @@ async def _connect_publisher(
 async def _run_publisher(
     state: ServerState, session: AvatarSession, track: MediaStreamTrack, connected: asyncio.Event
 ) -> None:
+    reason = "the publisher's reader stopped"
     try:
-        await asyncio.wait_for(connected.wait(), CONNECT_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        reason = f"the client did not connect within {CONNECT_TIMEOUT_S:.0f} s"
-    else:
-        reason = await pump_track(session, track)
-    await end_session(state, session, reason)
+        try:
+            await asyncio.wait_for(connected.wait(), CONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            reason = f"the client did not connect within {CONNECT_TIMEOUT_S:.0f} s"
+        else:
+            reason = await pump_track(session, track)
+    except Exception as exc:  # a failed worker trip ends this session only, and is logged
+        logger.exception("Session(%s) failed", session.id)
+        reason = f"the session failed: {exc!r}"
+    finally:
+        await end_session(state, session, reason)
 
 
 async def end_session(state: ServerState, session: AvatarSession, reason: str) -> None:
@@ -146,6 +168,7 @@ async def end_session(state: ServerState, session: AvatarSession, reason: str) -
         logger.info("Session(%s) ending: %s", session.id, reason)
     state.sessions.remove(session)
     state.metrics.sessions.set(len(state.sessions.by_id))
+    forget_viewers(state, session)
     await session.close()
 
 
@@ -163,7 +186,7 @@ async def whep_post(request: web.Request) -> web.Response:
     """Attaches a viewer to the session publishing on a channel."""
     state = request.app[ServerState.KEY]
     channel = request.match_info["channel"]
-    offer_sdp = await _read_offer(request)
+    offer_sdp = await read_offer(request)
     try:
         shape = check_viewer_offer(offer_sdp)
     except OfferError as exc:
@@ -171,6 +194,11 @@ async def whep_post(request: web.Request) -> web.Response:
     session = state.sessions.by_channel.get(channel)
     if session is None:
         return _error(404, f"nobody is speaking on channel {channel!r}")
+    watching = sum(1 for s, _ in state.viewers.values() if s is session)
+    if watching >= state.options.max_viewers:
+        state.metrics.sessions_rejected.labels("viewers").inc()
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return _error(503, f"channel {channel!r} has its {watching} viewers", **headers)
     pc = new_peer_connection(state)
     viewer_id = state.new_id()
     try:
@@ -178,15 +206,30 @@ async def whep_post(request: web.Request) -> web.Response:
         session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
         answer_sdp = await _answer(pc, offer_sdp)
     except Exception as exc:  # as in whip_post: aiortc's errors on unusable offers vary
-        await pc.close()
+        await session.detach(pc)  # closes it, logging (not raising) aiortc's errors
         return _error(400, f"the SDP offer could not be used: {exc}")
+    if session.closed.is_set():  # the session ended while the answer was made
+        await session.detach(pc)
+        return _error(404, f"nobody is speaking on channel {channel!r}")
     state.viewers[viewer_id] = (session, pc)
     state.metrics.viewers.set(len(state.viewers))
+    connected = asyncio.Event()
 
     @pc.on("connectionstatechange")
     async def _on_state() -> None:
-        if pc.connectionState in ("failed", "closed"):
+        if pc.connectionState == "connected":
+            connected.set()
+        elif pc.connectionState in ("failed", "closed"):
             await _drop_viewer(state, viewer_id)
+
+    async def _drop_unless_connected() -> None:
+        try:
+            await asyncio.wait_for(connected.wait(), CONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            logger.info("Viewer(%s) did not connect within %.0f s", viewer_id, CONNECT_TIMEOUT_S)
+            await _drop_viewer(state, viewer_id)
+
+    session.tasks.start(f"viewer-{viewer_id}-connect", _drop_unless_connected())
 
     return web.Response(
         status=201,
@@ -204,11 +247,19 @@ async def _drop_viewer(state: ServerState, viewer_id: str) -> None:
         await session.detach(pc)
 
 
+def forget_viewers(state: ServerState, session: AvatarSession) -> None:
+    """Drops the viewer entries of a closed session (their connections closed with it)."""
+    for viewer_id in [v for v, (s, _) in state.viewers.items() if s is session]:
+        del state.viewers[viewer_id]
+    state.metrics.viewers.set(len(state.viewers))
+
+
 async def whep_delete(request: web.Request) -> web.Response:
-    """Detaches a viewer."""
+    """Detaches a viewer of the channel named in the URL (and no other channel's)."""
     state = request.app[ServerState.KEY]
     viewer_id = request.match_info["viewer_id"]
-    if viewer_id not in state.viewers:
-        return _error(404, "no such viewer")
+    entry = state.viewers.get(viewer_id)
+    if entry is None or entry[0].channel != request.match_info["channel"]:
+        return _error(404, "no such viewer on this channel")
     await _drop_viewer(state, viewer_id)
     return web.Response(status=200)

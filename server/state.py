@@ -40,9 +40,10 @@ class ServerState:
     avatars: AvatarStore = field(init=False)
     sessions: SessionRegistry = field(init=False)
     viewers: dict[str, tuple[AvatarSession, RTCPeerConnection]] = field(default_factory=dict)
+    publishers: set[web.WebSocketResponse] = field(default_factory=set)  # open /ws/ingest sockets
 
     def __post_init__(self) -> None:
-        self.avatars = AvatarStore(self.options.cache_dir)
+        self.avatars = AvatarStore(self.options.cache_dir, max_uploads=self.options.max_uploads)
         self.sessions = SessionRegistry(self.options.max_sessions)
         self.clock = MediaClock(fps=self.options.fps)
 

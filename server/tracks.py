@@ -1,11 +1,10 @@
 """The session's outgoing media: the avatar video and the re-timed voice.
 
 Both tracks are fed by the session when a frame is released, never paced by sleeps: the media clock
-is
-the input audio, so a frame leaves when its audio (plus look-ahead) has arrived and it has been
-rendered.
-Consumers reach them through an aiortc ``MediaRelay`` so that the speaker and any number of viewers
-share one source.
+is the input audio, so a frame leaves when its audio (plus look-ahead) has arrived and it has been
+rendered. Consumers reach the video through an aiortc ``MediaRelay`` (unbuffered: the newest frame)
+and the voice through ``VoiceTrack.subscribe``, whose per-consumer queue is bounded like the source's
+(aiortc's buffered relay queue is not), so a stalled viewer costs at most 2 s of audio.
 """
 
 from __future__ import annotations
@@ -19,15 +18,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_CLOCK_HZ = 90_000  # RTP video clock
 VOICE_RATE_HZ = 48_000
-VOICE_LAYOUT = (
-    "stereo"  # what aiortc's Opus decoder produces, so received frames pass through as is
-)
+VOICE_LAYOUT = "stereo"  # what aiortc's Opus decoder produces, so received frames pass as they are
 VOICE_QUEUE_FRAMES = 100  # 2 s of 20 ms frames: only reached if the sender stalls; then oldest go
 
 
 class AvatarVideoTrack(MediaStreamTrack):
-    """Hands out the newest released avatar frame; a frame not taken before the next one is
-    dropped."""
+    """Hands out the newest released avatar frame; one not taken before the next is dropped."""
 
     kind = "video"
 
@@ -64,23 +60,41 @@ class AvatarVideoTrack(MediaStreamTrack):
 
 
 class VoiceTrack(MediaStreamTrack):
-    """The input voice, released frame by frame with the video it belongs to, with continuous
-    pts."""
+    """The input voice, released frame by frame with the video it belongs to, with continuous pts.
+
+    Each consumer should take its own ``subscribe()`` track: every queue holds at most
+    ``VOICE_QUEUE_FRAMES`` and drops its oldest frame when a consumer falls that far behind.
+    """
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, source: VoiceTrack | None = None) -> None:
         super().__init__()
         self._queue: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(VOICE_QUEUE_FRAMES)
         self._next_pts = 0
+        self._source = source
+        self._subscribers: set[VoiceTrack] = set()
+        self.overflowed = 0  # frames dropped because this track's consumer fell behind
+
+    def subscribe(self) -> VoiceTrack:
+        """A track that receives every frame published from now on, with its own bounded queue."""
+        track = VoiceTrack(source=self)
+        self._subscribers.add(track)
+        return track
 
     def publish(self, frame: av.AudioFrame) -> None:
-        """Queues a 48 kHz s16 stereo frame; call on the event loop."""
+        """Queues a 48 kHz s16 stereo frame here and in every subscriber; call on the event loop."""
         frame.pts = self._next_pts
         frame.time_base = Fraction(1, VOICE_RATE_HZ)
         self._next_pts += frame.samples
+        self._put(frame)
+        for track in self._subscribers:
+            track._put(frame)
+
+    def _put(self, frame: av.AudioFrame) -> None:
         if self._queue.full():
             self._queue.get_nowait()
+            self.overflowed += 1
         self._queue.put_nowait(frame)
 
     async def recv(self) -> av.AudioFrame:
@@ -93,8 +107,12 @@ class VoiceTrack(MediaStreamTrack):
         return frame
 
     def stop(self) -> None:
-        """Ends the track and wakes a waiting consumer so it sees the end."""
+        """Ends the track (and its subscribers) and wakes a waiting consumer so it sees the end."""
         super().stop()
+        if self._source is not None:
+            self._source._subscribers.discard(self)
+        for track in list(self._subscribers):
+            track.stop()
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(None)

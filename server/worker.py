@@ -20,13 +20,21 @@ from pathlib import Path
 from aiohttp import web
 
 from .options import ServeOptions
+from .tasks import TaskOwner
+
+SHUTDOWN_TIMEOUT_S = 2.0  # on SIGTERM: sessions are closed at once; connections get this long
 
 PARENT_POLL_S = 1.0
 
 
 def options_to_json(options: ServeOptions) -> str:
-    """``options`` as JSON text, for a worker's command line."""
+    """``options`` as JSON text, for a worker's command line, without the tokens.
+
+    A worker trusts its unix socket (in a folder only this user can open): the front has checked
+    tokens and origins already, and a secret on a command line is visible to every local user.
+    """
     fields = dataclasses.asdict(options)
+    fields.update(token=None, viewer_token=None)
     for name in ("avatar_photo", "cache_dir"):
         if fields[name] is not None:
             fields[name] = str(fields[name])
@@ -40,6 +48,7 @@ def options_from_json(text: str) -> ServeOptions:
         if fields[name] is not None:
             fields[name] = Path(fields[name])
     fields["ice_servers"] = tuple(fields["ice_servers"])
+    fields["allow_origins"] = tuple(fields["allow_origins"])
     return ServeOptions(**fields)
 
 
@@ -50,7 +59,10 @@ async def internal_sessions(request: web.Request) -> web.Response:
     state = request.app[ServerState.KEY]
     sessions = [{"id": s.id, "channel": s.channel} for s in state.sessions.by_id.values()]
     starting = sorted(state.sessions.starting)
-    return web.json_response({"pid": os.getpid(), "sessions": sessions, "starting": starting})
+    placements = sorted(state.sessions.placements.values())
+    return web.json_response(
+        {"pid": os.getpid(), "sessions": sessions, "starting": starting, "placements": placements}
+    )
 
 
 async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:
@@ -64,9 +76,10 @@ async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:
                 break
         os.kill(os.getpid(), signal.SIGTERM)  # the graceful path: sessions are closed
 
-    task = asyncio.ensure_future(watch())
+    tasks = TaskOwner("Worker")
+    tasks.start("watch-parent", watch())
     yield
-    task.cancel()
+    await tasks.cancel_all()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     app.router.add_get("/internal/sessions", internal_sessions)
     app.cleanup_ctx.append(_exit_with_parent)
     try:
-        web.run_app(app, path=str(args.socket), print=None)
+        web.run_app(
+            app, path=str(args.socket), print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
     except (
         FileNotFoundError,
         ValueError,

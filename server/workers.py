@@ -21,13 +21,14 @@ from typing import Any
 import aiohttp
 
 from .options import ServeOptions
+from .tasks import TaskOwner
 from .worker import options_to_json
 
 logger = logging.getLogger(__name__)
 
 WORKER_URL = "http://worker"  # the host is ignored: the connector dials the worker's socket
 START_TIMEOUT_S = 180.0  # the first start builds the default avatar (MediaPipe init included)
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0  # a worker closes its sessions in well under a second, then exits
 RESTART_DELAY_S = 1.0  # a worker that dies at once is not restarted in a hot loop
 HEALTH_POLL_S = 0.2
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -73,7 +74,7 @@ class WorkerPool:
         self._verbose = verbose
         self._folder = Path(tempfile.mkdtemp(prefix="lipstream-workers-"))
         self.workers = [Worker(i, self._folder / f"w{i}.sock") for i in range(count)]
-        self._supervisors: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner("WorkerPool")
         self._stopping = False
 
     async def start(self) -> None:
@@ -91,7 +92,8 @@ class WorkerPool:
         except BaseException:
             await self.stop()
             raise
-        self._supervisors = [asyncio.create_task(self._supervise(w)) for w in self.workers]
+        for worker in self.workers:
+            self._tasks.start(f"supervise-w{worker.index}", self._supervise(worker))
 
     async def _launch(self, worker: Worker) -> None:
         options = dataclasses.replace(self._options, id_prefix=worker.prefix)
@@ -156,8 +158,7 @@ class WorkerPool:
         """SIGTERMs the workers (they close their sessions), kills any still running after
         ``STOP_TIMEOUT_S``, and removes the socket folder. Idempotent."""
         self._stopping = True
-        for task in self._supervisors:
-            task.cancel()
+        await self._tasks.cancel_all()
         running = [w.process for w in self.workers if w.process and w.process.returncode is None]
         for process in running:
             process.send_signal(signal.SIGTERM)

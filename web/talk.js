@@ -1,6 +1,13 @@
 // The talk page: microphone in (WHIP, sendrecv audio), avatar video and re-timed voice back on the same
 // connection. The avatar's voice is muted locally by default so the mic does not hear it (no echo).
-import { fetchConfig, hangUp, negotiate, newPeerConnection, VideoActivity } from "/static/webrtc.js";
+import {
+  authHeaders,
+  fetchConfig,
+  hangUp,
+  negotiate,
+  newPeerConnection,
+  VideoActivity,
+} from "/static/webrtc.js";
 
 const STATS_INTERVAL_MS = 1000;
 const $ = (id) => document.getElementById(id);
@@ -77,7 +84,7 @@ async function upload() {
   const form = new FormData();
   form.append("photo", file);
   setStatus("Preparing the avatar…");
-  const response = await fetch("/api/avatars", { method: "POST", body: form });
+  const response = await fetch("/api/avatars", { method: "POST", body: form, headers: authHeaders() });
   const body = await response.json();
   if (!response.ok) {
     setStatus(`Photo refused: ${body.error}`, true);
@@ -105,7 +112,7 @@ async function updateStats() {
     }
   });
   let server = {};
-  const response = await fetch(`${state.resource}/stats`);
+  const response = await fetch(`${state.resource}/stats`, { headers: authHeaders() });
   if (response.ok) server = await response.json();
   state.stats = { fps, jitterMs, ...server };
   const fmt = (v, unit) => (v == null ? "–" : `${Math.round(v)} ${unit}`);

@@ -4,8 +4,36 @@
 const GATHER_TIMEOUT_MS = 3000; // host candidates arrive in milliseconds; STUN/TURN can take longer
 const SAMPLE_SIZE = 128; // the video is compared at this size: enough to see lips move in a 512px frame
 
+// The server's token (lipstream serve --token): the URL printed at start carries it once as
+// ?token=; the page keeps it in localStorage, removes it from the address bar, and
+// sends it as "Authorization: Bearer" (RFC 9725). WebSockets cannot send headers: see tokenQuery.
+const TOKEN_KEY = "lipstream_token";
+
+function takeToken() {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl) {
+    localStorage.setItem(TOKEN_KEY, fromUrl);
+    url.searchParams.delete("token");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export const token = takeToken();
+
+export function authHeaders(headers = {}) {
+  return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+}
+
+// For WebSocket URLs only: "&token=..." or "".
+export function tokenQuery() {
+  return token ? `&token=${encodeURIComponent(token)}` : "";
+}
+
 export async function fetchConfig() {
-  const response = await fetch("/api/config");
+  const response = await fetch("/api/config", { headers: authHeaders() });
+  if (!response.ok) throw new Error(`/api/config: HTTP ${response.status} (is the token right?)`);
   return response.json();
 }
 
@@ -14,11 +42,10 @@ export function newPeerConnection(config) {
   return new RTCPeerConnection({ iceServers });
 }
 
-// "turn:user:pass@host:3478" -> {urls, username, credential}; plain "stun:host" passes through.
-function parseIceServer(url) {
-  const match = /^(turns?):([^:@]+):([^@]+)@(.+)$/.exec(url);
-  if (!match) return { urls: url };
-  return { urls: `${match[1]}:${match[4]}`, username: match[2], credential: match[3] };
+// The server sends {urls, username?, credential?} (short-lived TURN credentials, never its own);
+// a plain string "stun:host" is accepted too.
+function parseIceServer(server) {
+  return typeof server === "string" ? { urls: server } : server;
 }
 
 function gatheringComplete(pc) {
@@ -40,7 +67,7 @@ export async function negotiate(pc, endpoint) {
   await gatheringComplete(pc);
   const response = await fetch(endpoint, {
     method: "POST",
-    headers: { "Content-Type": "application/sdp" },
+    headers: authHeaders({ "Content-Type": "application/sdp" }),
     body: pc.localDescription.sdp,
   });
   const body = await response.text();
@@ -56,7 +83,7 @@ export async function negotiate(pc, endpoint) {
 export async function hangUp(pc, resource) {
   if (resource) {
     try {
-      await fetch(resource, { method: "DELETE" });
+      await fetch(resource, { method: "DELETE", headers: authHeaders() });
     } catch (e) {
       console.warn("DELETE failed", e);
     }

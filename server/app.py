@@ -119,6 +119,8 @@ async def _read_photo_field(request: web.Request) -> bytes:
         raise UploadError(413, f"the upload is larger than {limit} bytes")
     try:
         return await asyncio.wait_for(_photo_part(request), UPLOAD_TIMEOUT_S)
+    except UploadError:
+        raise
     except asyncio.TimeoutError as exc:
         raise UploadError(408, f"the upload did not arrive within {UPLOAD_TIMEOUT_S:.0f} s") from exc
     except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart parser on bad framing

@@ -154,12 +154,14 @@ def role(request: web.Request) -> Role:
 # --- bounded bodies ---------------------------------------------------------------------------
 
 
-async def read_body(request: web.Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
-    """The request body, at most ``limit`` bytes, complete within ``timeout_s``.
+async def read_body(request: web.Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes, complete within ``timeout_s`` (default
+    ``BODY_TIMEOUT_S``).
 
     Raises ``HTTPRequestEntityTooLarge`` (413) before reading when ``Content-Length`` is over the
     limit, or as soon as the body passes it; ``HTTPRequestTimeout`` (408) when it stalls.
     """
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)

@@ -102,7 +102,7 @@ class SilenceFiller:
     def due(self) -> float:
         """Seconds of silence to feed now (a multiple of ``SILENCE_STEP_S``; 0 if none)."""
         gap = time.monotonic() - self._covered_until
-        steps = int(gap / SILENCE_STEP_S)
+        steps = int(gap / SILENCE_STEP_S + 1e-9)  # 0.06 / 0.02 is 2.9999...: still three steps
         self._covered_until += steps * SILENCE_STEP_S
         return steps * SILENCE_STEP_S
 
@@ -138,7 +138,7 @@ class AudioInbox:
     def put(self, frame: av.AudioFrame) -> None:
         """Stores a frame; drops the oldest past ``MAX_BACKLOG_S`` of audio."""
         self.frames.append(Arrived(frame, time.monotonic()))
-        while sum(a.frame.samples / a.frame.sample_rate for a in self.frames) > MAX_BACKLOG_S:
+        while sum(a.frame.samples / a.frame.sample_rate for a in self.frames) > MAX_BACKLOG_S + 1e-9:
             old = self.frames.popleft()
             self.dropped_s += old.frame.samples / old.frame.sample_rate
         self.ready.set()

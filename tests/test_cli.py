@@ -65,3 +65,37 @@ def test_avatar_build_reports_an_id_and_refuses_a_photo_without_a_face(
     refused = _run("avatar", "build", str(blank))
     assert refused.returncode == 2
     assert "face" in refused.stderr.lower()
+
+
+def _serve_args(*args: str) -> object:
+    from lipstream.server.cli import build_parser
+
+    return build_parser().parse_args(["serve", *args])
+
+
+def test_serve_binds_loopback_by_default_and_refuses_an_open_port_without_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lipstream.server.cli import TOKEN_ENV, serve_options, start_urls
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert serve_options(_serve_args()).host == "127.0.0.1"
+    with pytest.raises(ValueError, match="without a token"):
+        serve_options(_serve_args("--host", "0.0.0.0"))
+    assert serve_options(_serve_args("--host", "0.0.0.0", "--no-auth")).token is None
+    assert serve_options(_serve_args("--host", "0.0.0.0", "--token", "s3")).token == "s3"
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    options = serve_options(_serve_args("--host", "0.0.0.0", "--viewer-token", "v"))
+    assert (options.token, options.viewer_token) == ("from-env", "v")
+    line = start_urls(options)
+    assert "/?token=from-env" in line and "/viewer?channel=NAME&token=v" in line
+
+
+def test_serve_refuses_a_public_host_without_a_token_in_a_subprocess() -> None:
+    env_free = {k: v for k, v in __import__("os").environ.items() if k != "LIPSTREAM_TOKEN"}
+    result = subprocess.run(
+        [*CLI, "serve", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True, text=True, timeout=60, env=env_free,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--token" in result.stderr

@@ -1,0 +1,167 @@
+"""The media loops in-process with fakes (as aiortc's tests/utils.py swaps only what it must):
+AudioInbox, SilenceFiller, PcmPlayout, pump_track and the outgoing tracks with slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from lipstream.server import ingest
+from lipstream.server.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
+from lipstream.server.tasks import TaskOwner
+from lipstream.server.tracks import VOICE_QUEUE_FRAMES, AvatarVideoTrack, VoiceTrack
+from lipstream.server.ws_ingest import MAX_BUFFERED_S, PcmPlayout
+
+DEADLINE_S = 5.0
+
+
+class FakeSession:
+    """Records what is fed, as ``AvatarSession.feed`` would receive it."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.fed: list[av.AudioFrame] = []
+        self.batches: list[list[ingest.Arrived]] = []
+        self.tasks = TaskOwner("FakeSession")
+        self.more = asyncio.Event()
+        self._fail_after = fail_after
+
+    async def feed(self, frame: av.AudioFrame) -> None:
+        self.fed.append(frame)
+        self.more.set()
+
+    async def feed_batch(self, batch: list[ingest.Arrived]) -> None:
+        if self._fail_after is not None and len(self.batches) >= self._fail_after:
+            raise RuntimeError("worker trip failed")
+        self.batches.append(batch)
+        self.more.set()
+
+    async def frames(self, n: int) -> None:
+        """Waits until ``n`` frames were fed (by ``feed``) or fails at the deadline."""
+        async with asyncio.timeout(DEADLINE_S):
+            while len(self.fed) < n:
+                self.more.clear()
+                await self.more.wait()
+
+
+class FakeTrack:
+    """An audio track that yields ``frames`` 20 ms frames, then ends or raises ``error``."""
+
+    kind = "audio"
+
+    def __init__(self, frames: int, error: Exception | None = None) -> None:
+        self._left = frames
+        self._error = error
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.sleep(0)
+        if self._left == 0:
+            raise self._error or MediaStreamError()
+        self._left -= 1
+        return silence(0.02)
+
+
+def test_audio_inbox_keeps_only_the_newest_half_second() -> None:
+    inbox = AudioInbox()
+    for _ in range(40):  # 0.8 s of 20 ms frames
+        inbox.put(silence(0.02))
+    assert inbox.ready.is_set()
+    assert len(inbox.frames) == 25  # 0.5 s
+    assert inbox.dropped_s == pytest.approx(0.3)
+    assert len(inbox.take()) == 25 and not inbox.ready.is_set()
+
+
+def test_silence_filler_tops_up_whole_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(ingest.time, "monotonic", lambda: now[0])
+    filler = SilenceFiller()
+    now[0] += 0.05
+    assert filler.due() == pytest.approx(0.04)  # two 20 ms steps; 10 ms carried
+    now[0] += 0.01
+    assert filler.due() == pytest.approx(0.02)
+    filler.heard()
+    now[0] += 0.019
+    assert filler.due() == 0
+
+
+async def test_pump_track_returns_when_the_track_ends() -> None:
+    session = FakeSession()
+    reason = await asyncio.wait_for(pump_track(session, FakeTrack(10)), DEADLINE_S)  # type: ignore[arg-type]
+    assert "ended" in reason
+    assert sum(len(b) for b in session.batches) == 10
+
+
+async def test_a_failing_reader_ends_the_feed_with_its_error() -> None:
+    session = FakeSession()
+    reason = await asyncio.wait_for(
+        pump_track(session, FakeTrack(3, RuntimeError("socket gone"))), DEADLINE_S  # type: ignore[arg-type]
+    )
+    assert "socket gone" in reason  # not "no audio for 6 s"
+
+
+async def test_a_failing_feed_raises_to_the_caller_and_stops_the_reader() -> None:
+    session = FakeSession(fail_after=0)
+    with pytest.raises(RuntimeError, match="worker trip"):
+        await asyncio.wait_for(pump_track(session, FakeTrack(1000)), DEADLINE_S)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert session.tasks.running == 0
+
+
+async def test_pcm_playout_feeds_pushed_pcm_then_silence() -> None:
+    session = FakeSession()
+    playout = PcmPlayout(session, 16_000)  # type: ignore[arg-type]
+    speech = (np.arange(320 * 3) % 100).astype("<i2").tobytes()
+    playout.push(speech + b"\x01\x00")  # three frames and one sample carried to the next push
+    task = asyncio.get_running_loop().create_task(playout.run())
+    try:
+        await session.frames(5)
+        await asyncio.wait_for(playout.drained(), DEADLINE_S)
+    finally:
+        task.cancel()
+    first = [f.to_ndarray().reshape(-1) for f in session.fed[:4]]
+    assert [len(f) for f in first] == [320] * 4
+    assert first[0].any() and not first[3].any()  # pushed PCM, then silence
+
+
+async def test_pcm_playout_reports_full_and_never_blocks_push() -> None:
+    playout = PcmPlayout(FakeSession(), 16_000)  # type: ignore[arg-type]
+    playout.push(bytes(int(2 * 16_000 * (MAX_BUFFERED_S + 5))))
+    assert playout.full and playout.buffered_s == pytest.approx(MAX_BUFFERED_S + 5)
+
+
+async def test_voice_subscribers_are_bounded_for_a_slow_consumer() -> None:
+    source = VoiceTrack()
+    fast, slow = source.subscribe(), source.subscribe()
+    for _ in range(VOICE_QUEUE_FRAMES + 50):
+        source.publish(silence(0.02))
+        await fast.recv()
+    assert slow.overflowed == 50 and fast.overflowed == 0
+    first = await slow.recv()
+    assert first.pts == 50 * 960  # the oldest were dropped, pts continues
+    slow.stop()
+    assert slow not in source._subscribers  # noqa: SLF001
+    with pytest.raises(MediaStreamError):
+        await slow.recv()
+    source.stop()
+    with pytest.raises(MediaStreamError):
+        await fast.recv()
+
+
+async def test_video_track_hands_a_slow_consumer_the_newest_frame() -> None:
+    track = AvatarVideoTrack(25)
+    frames = [av.VideoFrame(16, 16, "rgb24") for _ in range(3)]
+    for index, frame in enumerate(frames):
+        track.publish(frame, index)
+    assert track.superseded == 2
+    assert await track.recv() is frames[-1]
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+def test_pcm_frame_wraps_s16_mono() -> None:
+    frame = pcm_frame(np.ones(320, dtype="<i2").tobytes(), 16_000)
+    assert (frame.samples, frame.sample_rate, frame.layout.name) == (320, 16_000, "mono")

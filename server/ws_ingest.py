@@ -28,6 +28,7 @@ from .registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
 from .session import AvatarSession
 from .signaling import end_session
 from .state import ServerState
+from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
@@ -194,16 +195,13 @@ async def _wait_for_room(
     request: web.Request, socket: web.WebSocketResponse, playout: PcmPlayout
 ) -> WSMessage | None:
     """Waits while ``playout`` is full; returns a message read meanwhile (None if none)."""
-    reading = asyncio.ensure_future(socket.receive())
-    room = asyncio.ensure_future(playout.room())
+    waiters = TaskOwner("WsIngest")
+    reading = waiters.start("read", socket.receive())
+    room = waiters.start("room", playout.room())
     try:
         await asyncio.wait([reading, room], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for waiter in (reading, room):
-            waiter.cancel()
-        for waiter in (reading, room):
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+        await waiters.cancel_all()
     if reading.cancelled():
         return None
     message = reading.result()

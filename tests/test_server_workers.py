@@ -13,6 +13,7 @@ import pytest
 
 from bench.whip_client import WebRtcClient
 from tests.conftest import metric
+from tests.support.waits import more_frames
 
 SDP = {"Content-Type": "application/sdp"}
 RESTART_LIMIT_S = 60.0
@@ -33,10 +34,10 @@ async def _health(url: str) -> tuple[int, dict]:
             return response.status, await response.json()
 
 
-async def _frames_keep_coming(client: WebRtcClient, seconds: float = 1.0) -> int:
-    before = len(client.received.video_at)
-    await asyncio.sleep(seconds)
-    return len(client.received.video_at) - before
+async def _frames_keep_coming(client: WebRtcClient, n: int = 15) -> int:
+    """Waits for ``n`` more video frames before a deadline (no rate is measured); returns ``n``."""
+    await more_frames(client.received.video_at, n)
+    return n
 
 
 async def test_sessions_spread_over_workers_and_route_by_id(server: str) -> None:

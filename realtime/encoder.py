@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .features import FeatureConfig, FeatureStream
-from .phonemes import PHONES
+from .phoneset import PHONES
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -63,14 +63,16 @@ class _EncoderWithoutDenoiser:
 
 
 class _AvForVpx:
-    """What ``aiortc.codecs.vpx`` sees as the ``av`` module: the real one, except that the encoder
-    contexts it creates come without the denoiser."""
+    """What ``aiortc.codecs.vpx`` sees as the ``av`` module.
+
+    The real one, except that the encoder contexts it creates come without the denoiser.
+    """
 
     video = av.video
 
     class CodecContext:
         @staticmethod
-        def create(codec: str, mode: str) -> Any:
+        def create(codec: str, mode: Literal["r", "w"]) -> Any:
             inner = av.CodecContext.create(codec, mode)
             return _EncoderWithoutDenoiser(inner) if mode == "w" else inner
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-
 from typing import Any
 
 from aiohttp import web
@@ -122,8 +121,14 @@ async def _read_photo_field(request: web.Request) -> bytes:
     except UploadError:
         raise
     except asyncio.TimeoutError as exc:
-        raise UploadError(408, f"the upload did not arrive within {UPLOAD_TIMEOUT_S:.0f} s") from exc
-    except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart parser on bad framing
+        raise UploadError(
+            408, f"the upload did not arrive within {UPLOAD_TIMEOUT_S:.0f} s"
+        ) from exc
+    except (
+        ValueError,
+        AssertionError,
+        KeyError,
+    ) as exc:  # aiohttp's multipart parser on bad framing
         raise UploadError(400, f"the multipart body is malformed: {exc}"[:200]) from exc
 
 

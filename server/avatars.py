@@ -40,7 +40,7 @@ def check_photo_bytes(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size  # reads the header only: no decompression bomb
     except Image.DecompressionBombError as exc:  # PIL refuses headers over 2x its pixel limit
-        raise UploadError(413, f"the photo declares too many pixels; the limit is 20 Mpx") from exc
+        raise UploadError(413, "the photo declares too many pixels; the limit is 20 Mpx") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as exc:
         raise UploadError(415, "the upload is not a readable image (JPEG, PNG or WebP)") from exc
     if width * height > MAX_UPLOAD_PIXELS:
@@ -78,7 +78,7 @@ class AvatarStore:
         return built
 
     def _touch(self, avatar_id: str) -> None:
-        """Marks ``avatar_id`` used now and evicts the least recently used uploads over the bound."""
+        """Marks ``avatar_id`` used now; evicts the least recently used uploads over the bound."""
         self._built.move_to_end(avatar_id)
         uploads = [a for a in self._built if a != self.default_id]
         for old in uploads[: max(0, len(uploads) - self._max_uploads)]:

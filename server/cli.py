@@ -22,7 +22,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-
 from urllib.parse import quote
 
 from .options import DRIVERS, ServeOptions
@@ -74,7 +73,9 @@ def start_urls(options: ServeOptions) -> str:
     base = f"http://{host}:{options.port}"
     talk = f"{base}/?token={quote(options.token)}" if options.token else f"{base}/"
     viewer_token = options.viewer_token or options.token
-    viewer = f"{base}/viewer?channel=NAME" + (f"&token={quote(viewer_token)}" if viewer_token else "")
+    viewer = f"{base}/viewer?channel=NAME" + (
+        f"&token={quote(viewer_token)}" if viewer_token else ""
+    )
     return f"lipstream: open {talk} (talk) or {viewer} (OBS)"
 
 

@@ -104,8 +104,10 @@ class Front:
 
     @asynccontextmanager
     async def placement(self, channel: str) -> AsyncIterator[tuple[Worker, str] | web.Response]:
-        """A worker for a new session and the placement id to send it, or a refusal; the slot is
-        counted as pending until the block ends (the worker has answered by then)."""
+        """A worker for a new session and the placement id to send it, or a refusal.
+
+        The slot is counted as pending until the block ends (the worker has answered by then).
+        """
         async with self.new_session_lock:
             placed = await self.place(channel)
             if isinstance(placed, web.Response):
@@ -136,18 +138,20 @@ async def read_bounded(request: web.Request) -> bytes:
     if request.method in ("GET", "HEAD"):
         return b""
     if request.path == "/api/avatars":
-        return await read_body(request, MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S)
+        return await read_body(
+            request, MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S
+        )
     return await read_body(request, MAX_OFFER_BYTES)
 
 
 async def forward(
     request: web.Request, worker: Worker, body: bytes | None = None, placement: str | None = None
 ) -> web.Response:
-    """Relays ``request`` (method, path, query, body, Content-Type) to ``worker`` and its answer
-    (status, body, Content-Type, Location, Retry-After) back.
+    """Relays ``request`` to ``worker`` and its answer back.
 
-    Bodies pass as raw bytes, so multipart uploads keep their boundary; they are read bounded
-    (``read_bounded``) unless already read.
+    Method, path, query, body and Content-Type go; status, body, Content-Type, Location,
+    Retry-After and WWW-Authenticate come back. Bodies pass as raw bytes, so multipart uploads
+    keep their boundary; they are read bounded (``read_bounded``) unless already read.
     """
     url = URL(WORKER_URL).with_path(request.rel_url.raw_path, encoded=True)
     url = url.with_query(request.rel_url.raw_query_string)
@@ -199,8 +203,11 @@ class _Families(Collector):
 
 
 def merge_metrics(texts: dict[int, str]) -> bytes:
-    """Workers' Prometheus texts as one exposition: every sample gains a ``worker`` label, each
-    family keeps one HELP/TYPE. Sum over ``worker`` for server-wide totals."""
+    """Workers' Prometheus texts as one exposition.
+
+    Every sample gains a ``worker`` label, each family keeps one HELP/TYPE. Sum over ``worker`` for
+    server-wide totals.
+    """
     families: dict[str, Metric] = {}
     for index, text in texts.items():
         for family in text_string_to_metric_families(text):
@@ -233,8 +240,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def to_first_worker(request: web.Request) -> web.Response:
-    """Uploads: worker 0 builds uploads into the shared cache, where the other workers find them
-    by id."""
+    """Uploads: worker 0 builds them into the shared cache, where the others find them by id."""
     return await forward(request, request.app[Front.KEY].pool.workers[0])
 
 
@@ -267,8 +273,11 @@ async def by_session_id(request: web.Request) -> web.Response:
 
 
 async def whep_post(request: web.Request) -> web.Response:
-    """A viewer goes to the worker whose session publishes the channel. With no such session,
-    worker 0 answers (its 400 for a bad offer, else its 404), as a single process would."""
+    """A viewer goes to the worker whose session publishes the channel.
+
+    With no such session, worker 0 answers (its 400 for a bad offer, else its 404), as a single
+    process would.
+    """
     front = request.app[Front.KEY]
     channel = request.match_info["channel"]
     publishers = [w for w, info in await front.survey() if info and channel in _channels(info)]

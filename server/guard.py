@@ -100,8 +100,11 @@ def _presented_token(request: web.Request, page: bool) -> str | None:
 
 
 def origin_allowed(request: web.Request, allow_origins: tuple[str, ...]) -> bool:
-    """No Origin (not a browser), the server's own host (any scheme: a TLS proxy may be in front),
-    or one listed with ``--allow-origin``."""
+    """Whether the request's Origin may use this server.
+
+    Allowed: no Origin (not a browser), the server's own host (any scheme: a TLS proxy may be in
+    front), or one listed with ``--allow-origin``.
+    """
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -138,9 +141,7 @@ def security_middleware(access: Access) -> Callable[..., Awaitable[web.StreamRes
             )
         response = await handler(request)
         if page and access.token is not None and presented and "token" in request.query:
-            response.set_cookie(
-                TOKEN_COOKIE, presented, httponly=True, samesite="Strict", path="/"
-            )
+            response.set_cookie(TOKEN_COOKIE, presented, httponly=True, samesite="Strict", path="/")
         return response
 
     return guard
@@ -155,8 +156,9 @@ def role(request: web.Request) -> Role:
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float | None = None) -> bytes:
-    """The request body, at most ``limit`` bytes, complete within ``timeout_s`` (default
-    ``BODY_TIMEOUT_S``).
+    """The request body, at most ``limit`` bytes, complete within ``timeout_s``.
+
+    ``timeout_s`` defaults to ``BODY_TIMEOUT_S``.
 
     Raises ``HTTPRequestEntityTooLarge`` (413) before reading when ``Content-Length`` is over the
     limit, or as soon as the body passes it; ``HTTPRequestTimeout`` (408) when it stalls.
@@ -167,8 +169,8 @@ async def read_body(request: web.Request, limit: int, timeout_s: float | None = 
         raise _too_large(limit)
     data = bytearray()
     try:
-        async with asyncio.timeout(timeout_s) if hasattr(asyncio, "timeout") else _Deadline(
-            timeout_s
+        async with (
+            asyncio.timeout(timeout_s) if hasattr(asyncio, "timeout") else _Deadline(timeout_s)
         ):
             while True:
                 chunk = await request.content.read(min(64 * 1024, limit + 1 - len(data)) or 1)

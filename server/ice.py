@@ -20,7 +20,9 @@ from typing import Any
 
 from .options import ServeOptions
 
-TURN_CREDENTIAL_TTL_S = 6 * 3600  # a session lasts minutes to hours; a leaked one expires the same day
+TURN_CREDENTIAL_TTL_S = (
+    6 * 3600
+)  # a session lasts minutes to hours; a leaked one expires the same day
 _WITH_CREDENTIALS = re.compile(r"^(turns?):([^:@]+):([^@]+)@(.+)$")
 
 
@@ -60,7 +62,7 @@ def browser_ice_servers(options: ServeOptions, now: float | None = None) -> list
 
 
 def rest_credentials(secret: str, now: float | None = None) -> tuple[str, str]:
-    """coturn REST API credentials valid for ``TURN_CREDENTIAL_TTL_S`` from ``now``."""
+    """Credentials of coturn's REST API, valid for ``TURN_CREDENTIAL_TTL_S`` from ``now``."""
     expiry = int((time.time() if now is None else now) + TURN_CREDENTIAL_TTL_S)
     username = f"{expiry}:lipstream"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()

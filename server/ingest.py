@@ -138,7 +138,9 @@ class AudioInbox:
     def put(self, frame: av.AudioFrame) -> None:
         """Stores a frame; drops the oldest past ``MAX_BACKLOG_S`` of audio."""
         self.frames.append(Arrived(frame, time.monotonic()))
-        while sum(a.frame.samples / a.frame.sample_rate for a in self.frames) > MAX_BACKLOG_S + 1e-9:
+        while (
+            sum(a.frame.samples / a.frame.sample_rate for a in self.frames) > MAX_BACKLOG_S + 1e-9
+        ):
             old = self.frames.popleft()
             self.dropped_s += old.frame.samples / old.frame.sample_rate
         self.ready.set()
@@ -154,7 +156,10 @@ class AudioInbox:
 async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
     try:
         while True:
-            inbox.put(await track.recv())
+            frame = await track.recv()
+            if not isinstance(frame, av.AudioFrame):
+                raise TypeError(f"an audio track gave {type(frame).__name__}")
+            inbox.put(frame)
     except MediaStreamError:
         inbox.ended = "the client's audio track ended"
     except Exception as exc:

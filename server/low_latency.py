@@ -15,6 +15,8 @@ so a lost packet shortens the audio by 20 ms instead of stalling it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
@@ -24,8 +26,7 @@ HALF_SEQUENCE_SPACE = 0x8000  # RTP sequence numbers are 16-bit; "behind" is wit
 
 
 class ImmediateAudioBuffer:
-    """Implements the one method aiortc's receiver calls (``add``), releasing each packet at
-    once."""
+    """Implements the one method aiortc's receiver calls (``add``), releasing each packet now."""
 
     capacity = 16
 
@@ -48,4 +49,5 @@ def decode_audio_on_arrival(pc: RTCPeerConnection) -> None:
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "audio":
             # Name-mangled private attribute: aiortc offers no public way to size this buffer.
-            transceiver.receiver._RTCRtpReceiver__jitter_buffer = ImmediateAudioBuffer()
+            receiver: Any = transceiver.receiver  # mypy cannot see name-mangled attributes
+            receiver._RTCRtpReceiver__jitter_buffer = ImmediateAudioBuffer()

@@ -1,5 +1,4 @@
-"""Prometheus metrics for one running app (a registry per app, so tests can run several in a
-process)."""
+"""Prometheus metrics for one running app (a registry per app: tests run several in a process)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ OUTPUT_AUDIO_RATE_HZ = 48_000
 def read_audio_16k(path: Path) -> np.ndarray:
     """Decodes any audio file PyAV reads into ``(n,)`` float32 mono at 16 kHz."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise ValueError(f"{path} has no audio stream")
@@ -58,8 +58,7 @@ def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
 def render_file(
     photo: Path, audio_path: Path, output: Path, fps: int = 25, driver: str = "learned"
 ) -> dict[str, float]:
-    """Renders ``audio_path`` spoken by ``photo`` into ``output`` (MP4, H.264 + AAC); returns
-    timings."""
+    """Renders ``audio_path`` spoken by ``photo`` into ``output`` (H.264 + AAC MP4); timings."""
     started = time.perf_counter()
     renderer = Renderer(Avatar.load(build_avatar(photo, progress=True).path))
     clock = MediaClock(fps=fps)

@@ -9,7 +9,9 @@ from .session import AvatarSession
 
 CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RETRY_AFTER_S = 10  # sessions last minutes; a client retrying every 10 s finds a free slot soon
-PLACEMENT_HEADER = "X-Lipstream-Placement"  # the front's id for an offer it relays (server/front.py)
+PLACEMENT_HEADER = (
+    "X-Lipstream-Placement"  # the front's id for an offer it relays (server/front.py)
+)
 
 
 class RegistryError(Exception):

@@ -1,8 +1,8 @@
-"""Validation of WHIP/WHEP offers before any connection is created, with reasons a client can act on.
+"""Validation of WHIP/WHEP offers before any connection exists, with reasons a client can act on.
 
 aiortc's parser is written for offers it made itself: on other input it raises ValueError,
-IndexError, KeyError, but also AssertionError, AttributeError, StopIteration and TypeError. Each is a
-malformed offer here, answered 400 with the parser's words (tests/test_server_fuzz.py throws
+IndexError, KeyError, but also AssertionError, AttributeError, StopIteration and TypeError. Each is
+a malformed offer here, answered 400 with the parser's words (tests/test_server_fuzz.py throws
 generated offers at it).
 """
 
@@ -33,8 +33,7 @@ def _directions(description: SessionDescription, kind: str) -> list[str]:
 
 
 def parse_offer(sdp: str) -> OfferShape:
-    """Parses ``sdp`` and says what it asks for; raises ``OfferError`` if it is not a usable
-    offer."""
+    """Parses ``sdp`` and says what it asks for; raises ``OfferError`` if it is no usable offer."""
     if not sdp.strip():
         raise OfferError("the request body is empty; expected an SDP offer")
     if len(sdp.encode()) > MAX_OFFER_BYTES:
@@ -70,8 +69,10 @@ def _check_bundle(description: SessionDescription) -> None:
 
 
 def _check_transport(media: MediaDescription) -> None:
-    """What aiortc needs later, in tasks whose errors no handler sees: ICE credentials, a DTLS
-    fingerprint, and candidate ports a socket can send to."""
+    """Checks what aiortc needs later, in tasks whose errors no handler sees.
+
+    ICE credentials, a DTLS fingerprint, and candidate ports a socket can send to.
+    """
     if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
         raise OfferError(f"the {media.kind} m-line has no a=ice-ufrag / a=ice-pwd")
     if media.dtls is None or not media.dtls.fingerprints:

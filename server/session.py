@@ -129,8 +129,10 @@ class AvatarSession:
         self._peers.add(pc)
 
     def attach(self, pc: RTCPeerConnection, video: bool = True, voice: bool = True) -> None:
-        """Adds the avatar tracks to ``pc``, each its own bounded subscription; ``pc`` then closes
-        with the session."""
+        """Adds the avatar tracks to ``pc``, each its own bounded subscription.
+
+        ``pc`` then closes with the session.
+        """
         self.own(pc)
         tracks = self._tracks_of.setdefault(pc, [])
         if video:
@@ -169,9 +171,10 @@ class AvatarSession:
             self._publish(done.rendered)
 
     def _process(self, batch: list[Arrived]) -> Processed:
-        """Worker thread: resample and advance the motion pipeline frame by frame, then render the
-        newest pose."""
-        held, poses, ready_at = [], [], 0.0
+        """Worker thread: resamples, advances the motion pipeline, renders the newest pose."""
+        held: list[HeldVoice] = []
+        poses: list[FramePose] = []
+        ready_at = 0.0
         resample_s = motion_s = 0.0
         for item in batch:
             start = time.thread_time()
@@ -224,8 +227,10 @@ class AvatarSession:
             self._recent_delays_s.append(now - held.arrived_s)
 
     def stats(self) -> dict[str, object]:
-        """Live figures for the talk page; ``pipeline_delay_ms`` is the median voice hold of the
-        last 5 s."""
+        """Live figures for the talk page.
+
+        ``pipeline_delay_ms`` is the median voice hold of the last 5 s.
+        """
         delays = sorted(self._recent_delays_s)
         median_ms = 1000.0 * delays[len(delays) // 2] if delays else None
         return {

@@ -83,7 +83,7 @@ async def whip_post(request: web.Request) -> web.Response:
         state.metrics.sessions_rejected.labels("bad_offer").inc()
         return _error(400, str(exc))
     avatar_id = request.query.get("avatar") or state.avatars.default_id
-    if not await state.avatars.find(avatar_id):
+    if avatar_id is None or not await state.avatars.find(avatar_id):
         return _error(404, f"unknown avatar {avatar_id!r}; upload a photo to /api/avatars first")
     session_id = state.new_id()
     channel = request.query.get("channel") or session_id

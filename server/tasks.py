@@ -13,8 +13,7 @@ CANCEL_TIMEOUT_S = 5.0  # a task that ignores cancellation this long is logged a
 
 
 class TaskOwner:
-    """Creates tasks named ``<owner>::<what>``, logs their failures, and cancels them all on
-    close."""
+    """Creates tasks named ``<owner>::<what>``, logs their failures, cancels them all on close."""
 
     def __init__(self, owner: str) -> None:
         self._owner = owner
@@ -41,8 +40,7 @@ class TaskOwner:
         return len(self._tasks)
 
     async def cancel_all(self) -> None:
-        """Cancels every task except the caller's own and waits up to ``CANCEL_TIMEOUT_S`` for
-        them."""
+        """Cancels every task but the caller's own; waits up to ``CANCEL_TIMEOUT_S`` for them."""
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:

@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     app.router.add_get("/internal/sessions", internal_sessions)
     app.cleanup_ctx.append(_exit_with_parent)
     try:
-        web.run_app(
-            app, path=str(args.socket), print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-        )
+        web.run_app(app, path=str(args.socket), print=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     except (
         FileNotFoundError,
         ValueError,

@@ -155,8 +155,10 @@ class WorkerPool:
                 logger.error("%s; trying again", exc)
 
     async def stop(self) -> None:
-        """SIGTERMs the workers (they close their sessions), kills any still running after
-        ``STOP_TIMEOUT_S``, and removes the socket folder. Idempotent."""
+        """SIGTERMs the workers, kills any still running after ``STOP_TIMEOUT_S``; idempotent.
+
+        The workers close their sessions on SIGTERM. The socket folder is removed.
+        """
         self._stopping = True
         await self._tasks.cancel_all()
         running = [w.process for w in self.workers if w.process and w.process.returncode is None]

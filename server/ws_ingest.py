@@ -1,4 +1,4 @@
-"""WebSocket PCM ingest, for TTS and translation engines that push audio rather than call over WebRTC.
+"""WebSocket PCM ingest, for TTS and translation engines that push audio instead of calling.
 
 ``GET /ws/ingest?channel=NAME[&avatar=ID][&rate=16000]`` opens a session whose avatar is watched
 over WHEP on ``channel``. Binary messages carry little-endian s16 mono PCM at ``rate``. Engines
@@ -33,10 +33,14 @@ from .tasks import TaskOwner
 logger = logging.getLogger(__name__)
 
 MAX_BUFFERED_S = 30.0  # how far ahead of real time a pushing engine may get before back-pressure
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # aiohttp's default, stated: one message is at most 131 s at 16 kHz
+MAX_MESSAGE_BYTES = (
+    4 * 1024 * 1024
+)  # aiohttp's default, stated: one message is at most 131 s at 16 kHz
 ALLOWED_RATES_HZ = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
 RESYNC_AFTER_S = 0.2  # if the loop stalled this long, restart the playout schedule, no burst
-CLOSED_POLL_S = 0.2  # while the buffer is full and the socket unread, how often to look for a hang-up
+CLOSED_POLL_S = (
+    0.2  # while the buffer is full and the socket unread, how often to look for a hang-up
+)
 
 
 class PcmPlayout:
@@ -114,7 +118,7 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
     rate = _rate(request)
     channel = request.query.get("channel", "")
     avatar_id = request.query.get("avatar") or state.avatars.default_id
-    if not await state.avatars.find(avatar_id):
+    if avatar_id is None or not await state.avatars.find(avatar_id):
         raise web.HTTPNotFound(text=f"unknown avatar {avatar_id!r}\n")
     try:
         state.sessions.reserve(channel, request.headers.get(PLACEMENT_HEADER))
@@ -163,7 +167,9 @@ async def close_publishers(app: web.Application) -> None:
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
-async def _receive(request: web.Request, socket: web.WebSocketResponse, playout: PcmPlayout) -> bool:
+async def _receive(
+    request: web.Request, socket: web.WebSocketResponse, playout: PcmPlayout
+) -> bool:
     """Reads PCM into ``playout`` until the publisher leaves (False) or sends end (True).
 
     While the buffer is full the socket is not read (back-pressure), but a close that arrives
@@ -173,7 +179,12 @@ async def _receive(request: web.Request, socket: web.WebSocketResponse, playout:
     while True:
         message = await socket.receive()
         while True:
-            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            if message.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
                 return False
             if message.type == WSMsgType.TEXT and _is_end(message.data):
                 return True
@@ -215,8 +226,7 @@ async def _wait_for_room(
 
 
 def _is_end(text: str) -> bool:
-    """Whether a text message is the publisher's ``{"type": "end"}``: play what is buffered, then
-    stop."""
+    """Whether a text message is ``{"type": "end"}``: play what is buffered, then stop."""
     try:
         return bool(json.loads(text).get("type") == "end")
     except (ValueError, AttributeError):

@@ -1,5 +1,4 @@
-"""Just enough of the Chrome DevTools Protocol to open a page in headless Chromium and read
-values."""
+"""Just enough of the Chrome DevTools Protocol to open a page in headless Chromium, read values."""
 
 from __future__ import annotations
 

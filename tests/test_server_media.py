@@ -1,5 +1,7 @@
-"""The media loops in-process with fakes (as aiortc's tests/utils.py swaps only what it must):
-AudioInbox, SilenceFiller, PcmPlayout, pump_track and the outgoing tracks with slow consumers."""
+"""The media loops in-process with fakes, as aiortc's tests/utils.py swaps only what it must.
+
+AudioInbox, SilenceFiller, PcmPlayout, pump_track and the outgoing tracks with slow consumers.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-
 from lipstream.server import ingest
 from lipstream.server.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
 from lipstream.server.tasks import TaskOwner
@@ -97,7 +98,8 @@ async def test_pump_track_returns_when_the_track_ends() -> None:
 async def test_a_failing_reader_ends_the_feed_with_its_error() -> None:
     session = FakeSession()
     reason = await asyncio.wait_for(
-        pump_track(session, FakeTrack(3, RuntimeError("socket gone"))), DEADLINE_S  # type: ignore[arg-type]
+        pump_track(session, FakeTrack(3, RuntimeError("socket gone"))),
+        DEADLINE_S,  # type: ignore[arg-type]
     )
     assert "socket gone" in reason  # not "no audio for 6 s"
 

@@ -1,5 +1,8 @@
-"""The findings of issue 12, replayed in-process: tokens, origins, bounded bodies, bombs, viewers,
-WebSocket slots and failing sessions. Deadlines here bound waits for events, never measure rates."""
+"""The findings of issue 12, replayed in-process.
+
+Tokens, origins, bounded bodies, bombs, viewers, WebSocket slots and failing sessions. Deadlines
+here bound waits for events, never measure rates.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +17,14 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
-from bench.whip_client import WebRtcClient
 from lipstream.server import guard, signaling, ws_ingest
 from lipstream.server.app import visible_config
 from lipstream.server.guard import Access, Role, read_body, security_middleware
 from lipstream.server.ice import browser_ice_servers, rest_credentials, server_ice_servers
 from lipstream.server.options import ServeOptions
 from lipstream.server.state import ServerState
+
+from bench.whip_client import WebRtcClient
 from tests.support.inprocess import app_client, make_offer
 
 SDP = "application/sdp"
@@ -168,15 +171,21 @@ async def echo() -> TestClient:
     await client.close()
 
 
-async def _raw(client: TestClient, head: str, body: bytes = b"") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _raw(
+    client: TestClient, head: str, body: bytes = b""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(head.encode() + body)
     await writer.drain()
     return reader, writer
 
 
-async def test_body_over_its_content_length_limit_is_413_before_it_is_sent(echo: TestClient) -> None:
-    reader, writer = await _raw(echo, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+async def test_body_over_its_content_length_limit_is_413_before_it_is_sent(
+    echo: TestClient,
+) -> None:
+    reader, writer = await _raw(
+        echo, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
+    )
     status = await asyncio.wait_for(reader.readline(), DEADLINE_S)  # no byte of the body was sent
     writer.close()
     assert b" 413 " in status
@@ -194,7 +203,9 @@ async def test_chunked_body_past_the_limit_is_413(echo: TestClient) -> None:
 
 
 async def test_stalled_body_is_408(echo: TestClient) -> None:
-    reader, writer = await _raw(echo, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"v=0")
+    reader, writer = await _raw(
+        echo, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"v=0"
+    )
     status = await asyncio.wait_for(reader.readline(), DEADLINE_S)
     writer.close()
     assert b" 408 " in status
@@ -206,7 +217,8 @@ async def test_a_stalled_offer_delays_no_other_offer(monkeypatch: pytest.MonkeyP
     async with app_client() as client:
         stalled = await _raw(
             client,
-            f"POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: {SDP}\r\nContent-Length: 3000\r\n\r\n",
+            f"POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: {SDP}\r\n"
+            "Content-Length: 3000\r\n\r\n",
             b"v=0\r\n",
         )
         async with client.post("/whip", data=offer, headers={"Content-Type": SDP}) as response:

@@ -1,5 +1,4 @@
-"""The live path end to end: an aiortc client speaks to the real server and a WHEP viewer
-watches."""
+"""The live path end to end: an aiortc client speaks to the real server, a WHEP viewer watches."""
 
 from __future__ import annotations
 

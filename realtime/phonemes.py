@@ -84,8 +84,8 @@ def phoneme_segments(
 
     Returns:
         ``{"lookahead_ms": L, "segments": [{"phone": "AH", "start": 0.12, "end": 0.18}, ...]}``;
-        with ``include_posteriors`` also ``"frame_rate_hz": 100``, ``"phones": [...]`` (column order) and
-        ``"posteriors"``: one list of len(PHONES) floats (4 decimals) per 10 ms frame.
+        with ``include_posteriors`` also ``"frame_rate_hz": 100``, ``"phones": [...]`` (column
+        order) and ``"posteriors"``: one list of len(PHONES) floats (4 decimals) per 10 ms frame.
     """
     from pathlib import Path
 

@@ -1,18 +1,27 @@
-"""The contract every mouth driver meets, so the server never knows which one it runs."""
+"""The contract every mouth driver meets, and the choice of one by name.
+
+The server and ``lipstream render`` both call ``make_driver``, so neither knows which driver it
+runs, and rendering offline does not import the web stack.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .clock import MediaClock
+
+DRIVERS = ("learned", "loudness")
+"""Driver names ``make_driver`` knows (``--driver`` on the command line)."""
 
 
 class MouthDriver(Protocol):
     """Turns 16 kHz mono audio into mouth parameters, one row per video frame.
 
     A driver is stateful and owned by one session; call it from one thread at a time. It is timed
-    by the
-    samples it has been given, never by the wall clock.
+    by the samples it has been given, never by the wall clock.
 
     Attributes:
         lookahead_samples: audio the driver must see past the end of a frame before it can emit that
@@ -36,3 +45,16 @@ class MouthDriver(Protocol):
     def reset(self) -> None:
         """Forgets all audio, as if newly constructed."""
         ...
+
+
+def make_driver(name: str, clock: MediaClock) -> MouthDriver:
+    """The mouth driver called ``name`` (one of ``DRIVERS``) for one session."""
+    if name == "loudness":
+        from .loudness import LoudnessDriver
+
+        return LoudnessDriver(clock)
+    if name == "learned":
+        from .motion import LearnedDriver  # loads the shipped ONNX models
+
+        return LearnedDriver(clock)
+    raise ValueError(f"driver must be one of {DRIVERS}, got {name!r}")

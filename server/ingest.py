@@ -13,17 +13,15 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lipstream.realtime.clock import SAMPLE_RATE_HZ
 
+from .tasks import TaskOwner
 from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
-
-if TYPE_CHECKING:
-    from .session import AvatarSession
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +105,24 @@ class SilenceFiller:
         return steps * SILENCE_STEP_S
 
 
-async def pump_track(session: AvatarSession, track: MediaStreamTrack) -> str:
+class Feed(Protocol):
+    """What the reader loops feed: ``AvatarSession``, or a fake in tests.
+
+    Ingest never imports the session (the session imports ingest's front end): no cycle.
+    """
+
+    tasks: TaskOwner
+
+    async def feed(self, frame: av.AudioFrame) -> None:
+        """Runs one input frame through the pipeline."""
+        ...
+
+    async def feed_batch(self, batch: list[Arrived]) -> None:
+        """Runs several input frames through the pipeline in one trip."""
+        ...
+
+
+async def pump_track(session: Feed, track: MediaStreamTrack) -> str:
     """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended.
 
     A reader drains the track from the moment it starts (aiortc's track queue is unbounded), and the
@@ -169,7 +184,7 @@ async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
         inbox.ready.set()
 
 
-async def _feed_from(session: AvatarSession, inbox: AudioInbox) -> str:
+async def _feed_from(session: Feed, inbox: AudioInbox) -> str:
     filler = SilenceFiller()
     last_heard = time.monotonic()
     while True:

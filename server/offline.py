@@ -18,11 +18,10 @@ import numpy as np
 from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
+from lipstream.realtime.driver import make_driver
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.render import Renderer
 from tqdm import tqdm
-
-from .state import make_driver
 
 CHUNK_SAMPLES = SAMPLE_RATE_HZ // 50  # 20 ms, one WebRTC Opus packet
 OUTPUT_AUDIO_RATE_HZ = 48_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DRIVERS = ("learned", "loudness")
+from lipstream.realtime.driver import DRIVERS
 
 
 @dataclass(frozen=True)

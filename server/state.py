@@ -9,8 +9,7 @@ from typing import ClassVar
 from aiohttp import web
 from aiortc import RTCPeerConnection
 from lipstream.realtime.clock import MediaClock
-from lipstream.realtime.driver import MouthDriver
-from lipstream.realtime.loudness import LoudnessDriver
+from lipstream.realtime.driver import make_driver
 from lipstream.realtime.pipeline import MotionPipeline
 
 from .avatars import AvatarStore
@@ -18,15 +17,6 @@ from .metrics import Metrics, new_metrics
 from .options import ServeOptions
 from .registry import SessionRegistry
 from .session import AvatarSession
-
-
-def make_driver(name: str, clock: MediaClock) -> MouthDriver:
-    """The mouth driver called ``name`` ("learned" or "loudness") for one session."""
-    if name == "loudness":
-        return LoudnessDriver(clock)
-    from lipstream.realtime.motion import LearnedDriver  # loads the shipped ONNX models
-
-    return LearnedDriver(clock)
 
 
 @dataclass

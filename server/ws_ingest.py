@@ -23,9 +23,8 @@ from collections import deque
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
-from .ingest import SILENCE_STEP_S, pcm_frame
+from .ingest import SILENCE_STEP_S, Feed, pcm_frame
 from .registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
-from .session import AvatarSession
 from .signaling import end_session
 from .state import ServerState
 from .tasks import TaskOwner
@@ -46,7 +45,7 @@ CLOSED_POLL_S = (
 class PcmPlayout:
     """Cuts pushed PCM into 20 ms frames and feeds them to a session on the wall clock."""
 
-    def __init__(self, session: AvatarSession, rate_hz: int) -> None:
+    def __init__(self, session: Feed, rate_hz: int) -> None:
         self._session = session
         self._rate_hz = rate_hz
         self._frame_bytes = 2 * int(rate_hz * SILENCE_STEP_S)

@@ -13,7 +13,7 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
-from lipstream.server.low_latency import ImmediateAudioBuffer
+from lipstream.server.media.low_latency import ImmediateAudioBuffer
 
 MAX_PENDING_PACKETS = 1024  # a frame larger than this was lost in pieces; start again at a keyframe
 

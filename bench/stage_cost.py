@@ -43,9 +43,9 @@ from lipstream.realtime.motion import LearnedDriver, MotionModel
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
-from lipstream.server import aiortc_tuning
-from lipstream.server.frames import FrameComposer
-from lipstream.server.ingest import AudioFrontEnd
+from lipstream.server.media import aiortc_tuning
+from lipstream.server.media.frames import FrameComposer
+from lipstream.server.media.ingest import AudioFrontEnd
 from pylibsrtp import Policy, Session
 
 from bench.lipsync import real_speech

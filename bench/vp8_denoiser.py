@@ -20,7 +20,7 @@ import av
 import numpy as np
 from aiortc.codecs import vpx
 from aiortc.jitterbuffer import JitterFrame
-from lipstream.server import aiortc_tuning
+from lipstream.server.media import aiortc_tuning
 
 from bench.report import save
 from bench.stage_cost import (

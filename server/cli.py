@@ -87,14 +87,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError("--workers must be at least 1")
     print(start_urls(options), flush=True)
     if args.workers == 1:
-        from .app import create_app
+        from .http.app import create_app
 
         web.run_app(
             create_app(options), host=args.host, port=args.port, print=None, shutdown_timeout=2.0
         )
         return 0
-    from .front import create_front_app
-    from .workers import WorkerStartError
+    from .processes.front import create_front_app
+    from .processes.workers import WorkerStartError
 
     app = create_front_app(options, args.workers, verbose=args.verbose)
     try:

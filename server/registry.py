@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .session import AvatarSession
+from .media.session import AvatarSession
 
 CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RETRY_AFTER_S = 10  # sessions last minutes; a client retrying every 10 s finds a free slot soon

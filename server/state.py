@@ -13,10 +13,10 @@ from lipstream.realtime.driver import make_driver
 from lipstream.realtime.pipeline import MotionPipeline
 
 from .avatars import AvatarStore
+from .media.session import AvatarSession
 from .metrics import Metrics, new_metrics
 from .options import ServeOptions
 from .registry import SessionRegistry
-from .session import AvatarSession
 
 
 @dataclass

@@ -12,7 +12,7 @@ from aiortc import rtp
 from aiortc.codecs import vpx
 from aiortc.jitterbuffer import JitterFrame
 from av import AudioFrame, VideoFrame
-from lipstream.server import aiortc_tuning
+from lipstream.server.media import aiortc_tuning
 
 ORIGINAL_LEVEL = rtp.compute_audio_level_dbov  # captured before any app applies the tuning
 

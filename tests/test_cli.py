@@ -102,7 +102,10 @@ def test_serve_refuses_a_public_host_without_a_token_in_a_subprocess() -> None:
 
 
 def test_render_does_not_import_the_web_stack() -> None:
-    code = "import sys, lipstream.server.offline; print(sorted({'aiohttp', 'aiortc'} & set(sys.modules)))"
+    code = (
+        "import sys, lipstream.server.offline; "
+        "print(sorted({'aiohttp', 'aiortc'} & set(sys.modules)))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )

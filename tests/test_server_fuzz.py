@@ -7,7 +7,7 @@ import gc
 import re
 
 import pytest
-from lipstream.server.sdp_check import OfferError, check_publisher_offer, check_viewer_offer
+from lipstream.server.http.sdp_check import OfferError, check_publisher_offer, check_viewer_offer
 
 from tests.support.inprocess import LoopErrors, app_client, make_offer
 from tests.support.sdp_fuzz import mutated_offers

@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from lipstream.server import ingest
-from lipstream.server.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
+from lipstream.server.http.websocket import MAX_BUFFERED_S, PcmPlayout
+from lipstream.server.media import ingest
+from lipstream.server.media.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
+from lipstream.server.media.tracks import VOICE_QUEUE_FRAMES, AvatarVideoTrack, VoiceTrack
 from lipstream.server.tasks import TaskOwner
-from lipstream.server.tracks import VOICE_QUEUE_FRAMES, AvatarVideoTrack, VoiceTrack
-from lipstream.server.ws_ingest import MAX_BUFFERED_S, PcmPlayout
 
 DEADLINE_S = 5.0
 

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from lipstream.server import guard, signaling, ws_ingest
-from lipstream.server.app import visible_config
-from lipstream.server.guard import Access, Role, read_body, security_middleware
-from lipstream.server.ice import browser_ice_servers, rest_credentials, server_ice_servers
+from lipstream.server.http import guard, signaling
+from lipstream.server.http import websocket as ws_ingest
+from lipstream.server.http.app import visible_config
+from lipstream.server.http.guard import Access, Role, read_body, security_middleware
+from lipstream.server.http.ice import browser_ice_servers, rest_credentials, server_ice_servers
 from lipstream.server.options import ServeOptions
 from lipstream.server.state import ServerState
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection
-from lipstream.server.app import create_app
+from lipstream.server.http.app import create_app
 from lipstream.server.options import ServeOptions
 
 

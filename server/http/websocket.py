@@ -23,11 +23,11 @@ from collections import deque
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
-from .ingest import SILENCE_STEP_S, Feed, pcm_frame
-from .registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from ..media.ingest import SILENCE_STEP_S, Feed, pcm_frame
+from ..registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from ..state import ServerState
+from ..tasks import TaskOwner
 from .signaling import end_session
-from .state import ServerState
-from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from yarl import URL
 
-from .app import MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S, add_page_routes, visible_config
-from .avatars import MAX_UPLOAD_BYTES
-from .guard import Access, read_body, role, security_middleware
-from .options import ServeOptions
-from .registry import PLACEMENT_HEADER, RETRY_AFTER_S
-from .sdp_check import MAX_OFFER_BYTES
-from .tasks import TaskOwner
+from ..avatars import MAX_UPLOAD_BYTES
+from ..http.app import MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S, add_page_routes, visible_config
+from ..http.guard import Access, read_body, role, security_middleware
+from ..http.sdp_check import MAX_OFFER_BYTES
+from ..options import ServeOptions
+from ..registry import PLACEMENT_HEADER, RETRY_AFTER_S
+from ..tasks import TaskOwner
 from .workers import WORKER_URL, Worker, WorkerPool
 
 logger = logging.getLogger(__name__)

@@ -11,18 +11,18 @@ from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 from lipstream.avatar import AvatarError, default_photo
 
-from . import aiortc_tuning
-from .avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
+from ..avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
+from ..media import aiortc_tuning
+from ..options import ServeOptions
+from ..state import ServerState
 from .guard import Access, Role, role, security_middleware
 from .ice import browser_ice_servers
-from .options import ServeOptions
 from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
-from .state import ServerState
-from .ws_ingest import close_publishers, ws_ingest
+from .websocket import close_publishers, ws_ingest
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # beside server/, installed or in the repo
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"  # beside server/, installed or in the repo
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form boundaries and headers around the photo
 UPLOAD_TIMEOUT_S = 120.0  # 10 MB over a slow uplink; a body still incomplete then is stalled
 

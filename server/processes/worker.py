@@ -1,6 +1,7 @@
 """One worker process of ``lipstream serve --workers N``: the normal app on a unix socket.
 
-The front (``server/front.py``) starts these with ``python -m lipstream.server.worker`` and relays
+The front (``server/processes/front.py``) starts these with ``python -m
+lipstream.server.processes.worker`` and relays
 HTTP signaling to them; WebRTC media flows directly between the client and the worker's aiortc.
 """
 
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .options import ServeOptions
-from .tasks import TaskOwner
+from ..options import ServeOptions
+from ..tasks import TaskOwner
 
 SHUTDOWN_TIMEOUT_S = 2.0  # on SIGTERM: sessions are closed at once; connections get this long
 
@@ -54,7 +55,7 @@ def options_from_json(text: str) -> ServeOptions:
 
 async def internal_sessions(request: web.Request) -> web.Response:
     """What the front needs to route and to enforce global limits: this pid and its sessions."""
-    from .state import ServerState
+    from ..state import ServerState
 
     state = request.app[ServerState.KEY]
     sessions = [{"id": s.id, "channel": s.channel} for s in state.sessions.by_id.values()]
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format=f"%(asctime)s %(levelname)s {options.id_prefix}%(process)d %(name)s: %(message)s",
     )
-    from .app import create_app  # heavy (aiortc, onnxruntime): after the arguments are checked
+    from ..http.app import (
+        create_app,  # heavy (aiortc, onnxruntime): after the arguments are checked
+    )
 
     app = create_app(options)
     app.router.add_get("/internal/sessions", internal_sessions)

@@ -19,11 +19,13 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from ..media.ingest import pump_track
+from ..media.low_latency import decode_audio_on_arrival
+from ..media.session import AvatarSession
+from ..registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from ..state import ServerState
 from .guard import read_body
 from .ice import server_ice_servers
-from .ingest import pump_track
-from .low_latency import decode_audio_on_arrival
-from .registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
 from .sdp_check import (
     MAX_OFFER_BYTES,
     OfferError,
@@ -31,8 +33,6 @@ from .sdp_check import (
     check_publisher_offer,
     check_viewer_offer,
 )
-from .session import AvatarSession
-from .state import ServerState
 
 logger = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 
+from ..metrics import Metrics
+from ..tasks import TaskOwner
 from .frames import FrameComposer
 from .ingest import Arrived, AudioFrontEnd
-from .metrics import Metrics
-from .tasks import TaskOwner
 from .tracks import AvatarVideoTrack, VoiceTrack
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from .options import ServeOptions
-from .tasks import TaskOwner
+from ..options import ServeOptions
+from ..tasks import TaskOwner
 from .worker import options_to_json
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class WorkerPool:
     async def _launch(self, worker: Worker) -> None:
         options = dataclasses.replace(self._options, id_prefix=worker.prefix)
         command = [
-            sys.executable, "-m", "lipstream.server.worker",
+            sys.executable, "-m", "lipstream.server.processes.worker",
             "--socket", str(worker.socket_path), "--options", options_to_json(options),
         ]  # fmt: skip
         if self._verbose:

@@ -20,7 +20,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lipstream.realtime.clock import SAMPLE_RATE_HZ
 
-from .tasks import TaskOwner
+from ..tasks import TaskOwner
 from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any
 
-from .options import ServeOptions
+from ..options import ServeOptions
 
 TURN_CREDENTIAL_TTL_S = (
     6 * 3600

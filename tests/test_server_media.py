@@ -27,6 +27,7 @@ class FakeSession:
         self.fed: list[av.AudioFrame] = []
         self.batches: list[list[ingest.Arrived]] = []
         self.tasks = TaskOwner("FakeSession")
+        self.closed = asyncio.Event()
         self.more = asyncio.Event()
         self._fail_after = fail_after
 
@@ -167,3 +168,17 @@ async def test_video_track_hands_a_slow_consumer_the_newest_frame() -> None:
 def test_pcm_frame_wraps_s16_mono() -> None:
     frame = pcm_frame(np.ones(320, dtype="<i2").tobytes(), 16_000)
     assert (frame.samples, frame.sample_rate, frame.layout.name) == (320, 16_000, "mono")
+
+
+async def test_pump_track_stops_when_the_session_closes() -> None:
+    session = FakeSession()
+
+    class Endless(FakeTrack):
+        async def recv(self) -> av.AudioFrame:
+            await asyncio.sleep(0.02)
+            return silence(0.02)
+
+    pumping = asyncio.get_running_loop().create_task(pump_track(session, Endless(0)))  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)
+    session.closed.set()
+    assert await asyncio.wait_for(pumping, DEADLINE_S) == "the session closed"

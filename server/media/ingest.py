@@ -112,6 +112,7 @@ class Feed(Protocol):
     """
 
     tasks: TaskOwner
+    closed: asyncio.Event
 
     async def feed(self, frame: av.AudioFrame) -> None:
         """Runs one input frame through the pipeline."""
@@ -187,7 +188,9 @@ async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
 async def _feed_from(session: Feed, inbox: AudioInbox) -> str:
     filler = SilenceFiller()
     last_heard = time.monotonic()
-    while True:
+    # Checked each turn: before Python 3.12, wait_for may swallow a cancel that arrives as its
+    # inner wait completes, and this loop would then feed a closed session until VANISHED_AFTER_S.
+    while not session.closed.is_set():
         try:
             await asyncio.wait_for(inbox.ready.wait(), STARVED_AFTER_S)
         except asyncio.TimeoutError:
@@ -204,3 +207,4 @@ async def _feed_from(session: Feed, inbox: AudioInbox) -> str:
             await session.feed_batch(batch)
         if inbox.ended is not None:
             return inbox.ended
+    return "the session closed"

@@ -15,9 +15,11 @@ them (README, "Profile").
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -257,6 +259,7 @@ class AvatarSession:
         for pc in list(self._peers):
             await self.detach(pc)
         self._worker.shutdown(wait=False, cancel_futures=True)
+        release_free_memory()
         logger.info(
             "Session(%s) closed after %d frames (%d dropped)",
             self.id,
@@ -271,3 +274,25 @@ async def _close_quietly(pc: RTCPeerConnection, owner: str) -> None:
         await pc.close()
     except Exception:
         logger.warning("%s: closing a peer connection failed", owner, exc_info=True)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hands memory glibc holds free back to the system (a no-op elsewhere).
+
+    A session's codecs, renderer buffers and peer connection free tens of MB when it ends, but
+    glibc keeps freed pages in its arenas: 30 sessions opened and closed in one process grew its
+    RSS by 13 MB with MALLOC_ARENA_MAX=2, and by 1 MB with this call after each (Python's own heap
+    grew by 0.15 MB: no object leaked). It takes about a millisecond.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

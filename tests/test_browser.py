@@ -1,4 +1,8 @@
-"""The real talk and viewer pages in headless Chromium with a fake microphone playing speech."""
+"""The real talk and viewer pages in headless Chromium with a fake microphone playing speech.
+
+The server runs with tokens, so the pages are opened as ``lipstream serve`` prints them (the token
+in the URL once); they must keep it and send it on every call.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from tests.chromium import Chromium, find_chromium
 from tests.conftest import Speech
 
 PAGE_TIMEOUT_S = 40.0
+TOKEN, VIEWER_TOKEN = "talk-secret", "viewer-secret"
 MIN_PIXEL_CHANGE = 0.5  # mean |delta| of red over a 128x128 sample; a frozen video gives 0
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
@@ -18,7 +23,7 @@ pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not
 
 @pytest.fixture(scope="module")
 def server(start_server) -> str:  # noqa: ANN001 - pytest fixture
-    return start_server("--driver", "loudness")
+    return start_server("--driver", "loudness", "--token", TOKEN, "--viewer-token", VIEWER_TOKEN)
 
 
 async def _wait_for(browser: Chromium, expression: str, what: str) -> object:
@@ -40,8 +45,10 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
     ]
     async with Chromium(find_chromium() or "", flags) as browser:
         await browser.call("Page.enable")
-        await browser.call("Page.navigate", url=f"{server}/?autostart=1&channel=browser")
+        url = f"{server}/?token={TOKEN}&autostart=1&channel=browser"
+        await browser.call("Page.navigate", url=url)
         await _wait_for(browser, "window.lipstream && window.lipstream.state.resource", "WHIP")
+        assert await browser.evaluate("location.search") == "?autostart=1&channel=browser"
         report = await _wait_for(
             browser,
             "(() => { const r = window.lipstream.activity.report();"
@@ -59,7 +66,8 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
         assert stats["pipeline_delay_ms"] is not None
 
         async with Chromium(find_chromium() or "", []) as viewer:
-            await viewer.call("Page.navigate", url=f"{server}/viewer?channel=browser&bg=00ff00")
+            url = f"{server}/viewer?channel=browser&bg=00ff00&token={VIEWER_TOKEN}"
+            await viewer.call("Page.navigate", url=url)
             seen = await _wait_for(
                 viewer,
                 "(() => { if (!window.lipstream) return null;"

@@ -32,7 +32,6 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 BODY_TIMEOUT_S = 10.0  # an SDP offer is a few KB: a body not complete in 10 s is stalled
-UPLOAD_IDLE_TIMEOUT_S = 15.0  # a photo upload may be slow, but not silent for this long
 TOKEN_COOKIE = "lipstream_token"
 ROLE: Any = (  # request[ROLE]: the Role this request proved
     web.RequestKey("lipstream_role", int) if hasattr(web, "RequestKey") else "lipstream_role"

@@ -20,9 +20,7 @@ from typing import Any
 
 from ..options import ServeOptions
 
-TURN_CREDENTIAL_TTL_S = (
-    6 * 3600
-)  # a session lasts minutes to hours; a leaked one expires the same day
+TURN_CREDENTIAL_TTL_S = 6 * 3600  # sessions last minutes to hours; a leaked one expires that day
 _WITH_CREDENTIALS = re.compile(r"^(turns?):([^:@]+):([^@]+)@(.+)$")
 
 

@@ -37,9 +37,7 @@ MAX_MESSAGE_BYTES = (
 )  # aiohttp's default, stated: one message is at most 131 s at 16 kHz
 ALLOWED_RATES_HZ = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
 RESYNC_AFTER_S = 0.2  # if the loop stalled this long, restart the playout schedule, no burst
-CLOSED_POLL_S = (
-    0.2  # while the buffer is full and the socket unread, how often to look for a hang-up
-)
+CLOSED_POLL_S = 0.2  # while the buffer is full and the socket unread: how often to seek a hang-up
 
 
 class PcmPlayout:

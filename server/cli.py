@@ -82,6 +82,8 @@ def start_urls(options: ServeOptions) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from .http.guard import RedactingAccessLogger
+
     options = serve_options(args)
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
@@ -90,7 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
         from .http.app import create_app
 
         web.run_app(
-            create_app(options), host=args.host, port=args.port, print=None, shutdown_timeout=2.0
+            create_app(options),
+            host=args.host,
+            port=args.port,
+            print=None,
+            shutdown_timeout=2.0,
+            access_log_class=RedactingAccessLogger,
         )
         return 0
     from .processes.front import create_front_app
@@ -98,7 +105,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     app = create_front_app(options, args.workers, verbose=args.verbose)
     try:
-        web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=2.0)
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=None,
+            shutdown_timeout=2.0,
+            access_log_class=RedactingAccessLogger,
+        )
     except WorkerStartError as exc:
         print(f"lipstream: {exc}", file=sys.stderr)
         return 1

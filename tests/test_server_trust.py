@@ -359,3 +359,21 @@ def test_png_bomb_helper_declares_900_megapixels() -> None:
 
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(_png_bomb()))
+
+
+async def test_access_log_never_holds_a_token(caplog: pytest.LogCaptureFixture) -> None:
+    app = web.Application(middlewares=[security_middleware(Access("T"))])
+    app.router.add_get("/ws/ingest", _ok)
+    server = TestServer(app)
+    await server.start_server(access_log_class=guard.RedactingAccessLogger)
+    client = TestClient(server)
+    try:
+        with caplog.at_level("INFO", logger="aiohttp.access"):
+            async with client.get("/ws/ingest?channel=x&token=T") as response:
+                assert response.status == 200
+            await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any("/ws/ingest?channel=x&token=REDACTED" in line for line in lines), lines
+    assert not any("token=T" in line for line in lines)

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 logger = logging.getLogger(__name__)
 
@@ -219,3 +220,25 @@ class _Deadline:
         if self._fired and kind is asyncio.CancelledError:
             raise asyncio.TimeoutError
         return False
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line with any ``token`` query value replaced, so logs hold no secret."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Logs method, path (token redacted), status, size and duration."""
+        url = request.rel_url
+        if "token" in url.query:
+            url = url.update_query(token="REDACTED")
+        major, minor = request.version
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.3fs',
+            request.remote,
+            request.method,
+            url,
+            major,
+            minor,
+            response.status,
+            response.body_length,
+            time,
+        )

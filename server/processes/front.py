@@ -133,6 +133,11 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers)
 
 
+def _without_token(request: web.Request) -> list[tuple[str, str]]:
+    """The query to relay: the token was checked here, and workers would only log it."""
+    return [(k, v) for k, v in request.rel_url.query.items() if k != "token"]
+
+
 async def read_bounded(request: web.Request) -> bytes:
     """The body of a request to relay, read with the limit and deadline of its kind."""
     if request.method in ("GET", "HEAD"):
@@ -154,7 +159,7 @@ async def forward(
     keep their boundary; they are read bounded (``read_bounded``) unless already read.
     """
     url = URL(WORKER_URL).with_path(request.rel_url.raw_path, encoded=True)
-    url = url.with_query(request.rel_url.raw_query_string)
+    url = url.with_query(_without_token(request))
     content_type = request.headers.get("Content-Type")
     headers = {"Content-Type": content_type} if content_type else {}
     if placement is not None:
@@ -307,7 +312,7 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
         if isinstance(placed, web.Response):
             return placed
         worker, pid = placed
-        url = URL(WORKER_URL).with_path("/ws/ingest").with_query(request.rel_url.query)
+        url = URL(WORKER_URL).with_path("/ws/ingest").with_query(_without_token(request))
         try:
             upstream = await worker.client.ws_connect(
                 url,

@@ -9,7 +9,6 @@ end with one complete directory and neither ever reads a half-written one.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -56,19 +55,12 @@ def default_cache_dir() -> Path:
 
 
 def default_photo() -> Path:
-    """The built-in avatar photo: NASA's public-domain astronaut portrait shipped in scikit-image.
+    """The built-in avatar photo: NASA's public-domain astronaut portrait (Eileen Collins).
 
-    Located without importing scikit-image (which would pull scipy into the server process).
+    The pixels of scikit-image's ``skimage/data/astronaut.png``, shipped in this package
+    (``avatar/data/README.md``) so that the runtime needs neither scikit-image nor scipy.
     """
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default avatar photo ships with scikit-image: pip install scikit-image"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
-    if not path.is_file():
-        raise FileNotFoundError(f"scikit-image is installed but {path} is missing")
-    return path
+    return Path(__file__).resolve().parent / "data" / "astronaut.png"
 
 
 def build_avatar(

@@ -20,10 +20,10 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 from lipstream.avatar.errors import NoFaceError, NotAnImageError, PhotoTooLargeError
 
 MAX_PIXELS = 20_000_000  # the server's upload limit; decoding more costs seconds and hundreds of MB
@@ -101,9 +101,8 @@ def decode_photo(data: bytes) -> np.ndarray:
 
 
 @functools.cache
-def _session(name: str) -> Any:
-    import onnxruntime as ort
-
+def _session(name: str) -> ort.InferenceSession:
+    """The model ``models/landmarks/<name>.onnx``, loaded once per process, one thread."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -115,6 +114,7 @@ def _session(name: str) -> Any:
 
 @functools.cache
 def _refinement() -> dict[str, list[int]]:
+    """Mesh indices that the lips / left eye / right eye outputs replace (mesh.json)."""
     return json.loads((MODEL_DIR / "mesh.json").read_text())
 
 

@@ -250,6 +250,17 @@ def libri_dev_items(data_dir: Path) -> list[tuple[str, Path, str]]:
     return [(c, data_dir / "librispeech" / f"{c}.ogg", texts[c]) for c in sorted(dev)]
 
 
+def make_allphone_decoder() -> object:
+    """Phone-loop decoder with the bundled phonetic LM (settings from the pocketsphinx docs); the
+    baseline in ``evaluate.py`` and the pseudo-label confidence both use it."""
+    import pocketsphinx
+
+    return pocketsphinx.Decoder(
+        samprate=16000, allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
+        lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, loglevel="ERROR",
+    )  # fmt: skip
+
+
 def allphone_agreement(allphone: object, audio: np.ndarray, spans: list[PhoneSpan]) -> float:
     """Share of speech frames where an allphone decode agrees with the aligned phone (label confidence)."""
     allphone.start_utt()  # type: ignore[attr-defined]
@@ -272,10 +283,7 @@ def _pseudo_label_worker(args: tuple[list[Path], Path, dict[str, str]]) -> int:
 
     clips, out_dir, texts = args
     decoder = pocketsphinx.Decoder(samprate=16000, loglevel="ERROR")
-    allphone = pocketsphinx.Decoder(
-        samprate=16000, allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
-        lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, loglevel="ERROR",
-    )  # fmt: skip
+    allphone = make_allphone_decoder()
     aligner, written = Aligner(), 0
     for i, path in enumerate(clips):
         target = out_dir / f"{path.stem}.json"

@@ -19,6 +19,7 @@ import numpy as np
 
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, normalise_phone, phoneme_posteriors
 
+from .align import make_allphone_decoder
 from .audio_io import to_int16_bytes
 from .metrics import class_recall, frame_metrics
 from .paths import CORPUS_DIR
@@ -48,16 +49,6 @@ def allphone_frames(decoder: object, audio: np.ndarray, n_frames: int) -> np.nda
     for seg in decoder.seg():  # type: ignore[attr-defined]
         out[seg.start_frame : seg.end_frame + 1] = PHONE_TO_INDEX[normalise_phone(seg.word)]
     return out
-
-
-def make_allphone_decoder() -> object:
-    """Phone-loop decoder with the bundled phonetic LM (settings from the pocketsphinx docs)."""
-    import pocketsphinx
-
-    return pocketsphinx.Decoder(
-        samprate=16000, allphone=pocketsphinx.get_model_path("en-us/en-us-phone.lm.bin"),
-        lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, loglevel="ERROR",
-    )  # fmt: skip
 
 
 def pocketsphinx_frames(name: str, utterances: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:

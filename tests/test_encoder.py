@@ -182,3 +182,69 @@ def test_contract_mismatch_is_rejected() -> None:
     )
     with pytest.raises(ModelContractError, match="features"):
         read_contract(fake)  # type: ignore[arg-type]
+
+
+class TestTrainingData:
+    """Deterministic pieces of the corpus and training code (need the train extra: torch, PyAV)."""
+
+    def test_speed_perturbation_scales_duration_and_pitch(self) -> None:
+        augment = pytest.importorskip("lipstream.models.encoder.augment")
+        t = np.arange(SR) / SR
+        tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+        fast = augment.speed(tone, 1.1)
+        assert abs(len(fast) - SR / 1.1) < 200
+        spec = np.abs(np.fft.rfft(fast[2000:-2000]))
+        peak_hz = np.argmax(spec) * SR / (2 * (len(spec) - 1))
+        assert abs(peak_hz - 1100) < 15
+        assert augment.speed(tone, 1.0) is not tone and np.array_equal(augment.speed(tone, 1.0), tone)
+
+    def test_frame_labels_follow_speed(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        shards = pytest.importorskip("lipstream.models.encoder.shards")
+        lab = tmp_path / "x.json"
+        lab.write_text(json.dumps({"phones": [{"phone": "SIL", "start": 0, "end": 0.5},
+                                              {"phone": "M", "start": 0.5, "end": 1.0}]}))  # fmt: skip
+        m = PHONES.index("M")
+        assert int(np.sum(shards.frame_labels(lab, 100) == m)) == 50
+        # audio 1.25x faster: label time 0.5 s is now at 0.4 s
+        fast = shards.frame_labels(lab, 80, time_scale=1.25)
+        assert int(np.argmax(fast == m)) == 40 and int(np.sum(fast == m)) == 40
+
+    def test_mel_warp_keeps_identity_and_stretches(self) -> None:
+        torch = pytest.importorskip("torch")
+        from lipstream.models.encoder import train
+
+        x = torch.arange(N_MELS, dtype=torch.float32).repeat(3, 5, 1)
+
+        class FixedRng:
+            def __init__(self, alphas: list[float]) -> None:
+                self.alphas = np.array(alphas)
+
+            def random(self, n: int) -> np.ndarray:
+                return np.where(self.alphas == 1.0, 1.0, 0.0)
+
+            def uniform(self, lo: float, hi: float, size: int) -> np.ndarray:
+                return self.alphas
+
+        y = train.mel_warp(x, FixedRng([1.0, 0.9, 1.1]))  # type: ignore[arg-type]
+        assert torch.allclose(y[0], x[0])
+        assert torch.allclose(y[1, 0, :10], torch.arange(10.0) * 0.9)
+        assert float(y[2, 0, -1]) == N_MELS - 1 and float(y[2, 0, 10]) == pytest.approx(11.0)
+
+    def test_class_recall(self) -> None:
+        from lipstream.models.encoder.metrics import class_recall
+
+        m, b = PHONES.index("M"), PHONES.index("B")
+        got = class_recall(np.array([m, m, b, 0]), np.array([m, b, b, m]), ("M", "B", "P"))
+        assert got == {"M": 0.5, "B": 0.5, "P": None}
+
+    def test_librispeech_training_clips_exclude_test_other(self) -> None:
+        from lipstream.models.encoder import align
+        from lipstream.models.encoder.paths import DATA_DIR
+
+        if not (DATA_DIR / "librispeech" / "texts.tsv").exists():
+            pytest.skip("no ../shared/data/librispeech")
+        dev = align.libri_test_other_ids(DATA_DIR)
+        pool = {p.stem for p in align.librispeech_train_pool(DATA_DIR)}
+        assert len(dev) == 100 and len(pool) == 251 and not dev & pool
+        assert {p.stem for p in align.librispeech_clips(DATA_DIR)} <= pool
+        assert {c for c, _, _ in align.libri_dev_items(DATA_DIR)} == dev

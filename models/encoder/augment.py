@@ -110,6 +110,19 @@ def opus_round_trip(audio: np.ndarray, bitrate: int) -> np.ndarray:
     return np.pad(res, (0, len(audio) - len(res))).astype(np.float32)
 
 
+def speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``audio`` ``factor`` times faster (resampled with PyAV/swresample): duration / factor,
+    pitch and formants x factor, i.e. speed and vocal-tract-length perturbation in one."""
+    if abs(factor - 1.0) < 1e-3:
+        return audio.astype(np.float32)
+    target = int(round(SR / factor))
+    res = av.AudioResampler(format="flt", layout="mono", rate=target)
+    frame = av.AudioFrame.from_ndarray(audio.astype(np.float32).reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = SR
+    out = [f.to_ndarray().reshape(-1) for f in res.resample(frame) + res.resample(None)]
+    return np.concatenate(out).astype(np.float32) if out else audio.astype(np.float32)
+
+
 def random_chain(audio: np.ndarray, rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:
     """One random channel: every step is drawn independently (seeded by ``rng``)."""
     x = audio.astype(np.float32)

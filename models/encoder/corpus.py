@@ -2,7 +2,8 @@
 
     python -m lipstream.models.encoder.corpus [stage ...]
 
-Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd`` (pocketsphinx forced alignment),
+Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd``, ``align-libri-dev`` (pocketsphinx forced alignment;
+the last is the LibriSpeech test-other dev set, true transcripts),
 ``synth`` (espeak-ng / festival / piper with phone timings), ``align-libri`` (LibriSpeech
 pseudo-labels: LM decode + alignment), ``shards`` (features + labels,
 augmented). Finished clips are skipped, so a rerun resumes.
@@ -18,7 +19,7 @@ from .paths import ALIGN_DIR, DATA_DIR
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("align-grid", "align-vctk", "align-fsdd", "synth", "align-libri", "shards")
+STAGES = ("align-grid", "align-vctk", "align-fsdd", "align-libri-dev", "synth", "align-libri", "shards")
 
 
 def run_stage(stage: str) -> None:
@@ -29,6 +30,8 @@ def run_stage(stage: str) -> None:
         align.align_texts(align.vctk_items(DATA_DIR), ALIGN_DIR / "vctk")
     elif stage == "align-fsdd":
         align.align_texts(align.fsdd_items(DATA_DIR), ALIGN_DIR / "fsdd")
+    elif stage == "align-libri-dev":
+        align.align_texts(align.libri_dev_items(DATA_DIR), ALIGN_DIR / "libri_dev")
     elif stage == "align-libri":
         align.pseudo_label_librispeech(DATA_DIR, ALIGN_DIR / "librispeech")
     elif stage == "synth":

@@ -18,7 +18,7 @@ from .model import EncoderConfig
 from .paths import CACHE_DIR
 
 SHIPPED = EncoderConfig(lookahead_frames=5, gru_hidden=256, conv_channels=192)
-SHIPPED_STEPS = 2600
+SHIPPED_STEPS = 1300
 SHIPPED_LR = 3e-3
 
 

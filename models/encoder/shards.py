@@ -35,6 +35,12 @@ DEV_FSDD_SPEAKER = "theo"
 DEV_GRID_EVERY = 20
 """Every 20th GRID s1 clip is dev (same speaker as train: reported separately)."""
 N_BABBLE_CLIPS = 40
+SPEED_PROB = 0.8
+SPEED_RANGE = (0.85, 1.15)
+"""Augmented training copies are resampled by a random factor first (speed + vocal-tract-length
+perturbation: tempo, pitch and formants all scale with it)."""
+LIBRI_MIN_AGREEMENT = 0.0
+"""Confidence filter for LibriSpeech pseudo-labels: minimum allphone agreement (see align.py)."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,14 @@ class Clip:
     labels: Path
 
 
-def frame_labels(label_path: Path, n_frames: int) -> np.ndarray:
-    """Phone index per frame, (n_frames,) int8, from a ``{"phones": [...]}`` file."""
+def frame_labels(label_path: Path, n_frames: int, time_scale: float = 1.0) -> np.ndarray:
+    """Phone index per frame, (n_frames,) int8, from a ``{"phones": [...]}`` file.
+
+    ``time_scale``: the audio was sped up by this factor (``augment.speed``), so frame time t of the
+    perturbed audio is time t * time_scale of the labels.
+    """
     phones = json.loads(label_path.read_text())["phones"]
-    times = np.arange(n_frames) * FRAME_S + LABEL_OFFSET_S
+    times = (np.arange(n_frames) * FRAME_S + LABEL_OFFSET_S) * time_scale
     ends = np.array([p["end"] for p in phones])
     idx = np.minimum(np.searchsorted(ends, times, side="right"), len(phones) - 1)
     lookup = np.array([PHONE_TO_INDEX[p["phone"]] for p in phones], dtype=np.int8)
@@ -87,20 +97,23 @@ def list_clips() -> list[Clip]:
             clips.append(Clip("synth", lab.stem, voice, "train", _loader(synth_audio[lab.stem]), lab))
     for ogg in align.librispeech_clips(DATA_DIR):
         lab = ALIGN_DIR / "librispeech" / f"{ogg.stem}.json"
-        if not lab.exists():
+        if not lab.exists() or json.loads(lab.read_text()).get("allphone_agreement", 1.0) < LIBRI_MIN_AGREEMENT:
             continue
         clips.append(Clip("libri", lab.stem, lab.stem.split("-")[0], "train", _loader(ogg), lab))
+    for lab in sorted((ALIGN_DIR / "libri_dev").glob("*.json")):
+        ogg = DATA_DIR / "librispeech" / f"{lab.stem}.ogg"
+        clips.append(Clip("libritest", lab.stem, lab.stem.split("-")[0], "dev", _loader(ogg), lab))
     return clips
 
 
 def n_augmented(clip: Clip) -> int:
     """How many augmented copies a training clip gets (scarce multi-speaker sets get more)."""
-    return {"vctk": 4, "grid": 1, "fsdd": 1, "synth": 1, "libri": 2}[clip.clip_set]
+    return {"vctk": 4, "grid": 1, "fsdd": 1, "synth": 1, "libri": 2, "libritest": 1}[clip.clip_set]
 
 
 def babble_pool() -> list[np.ndarray]:
-    """Other speakers' speech for babble noise (LibriSpeech: unlabelled, 261 speakers)."""
-    paths = sorted((DATA_DIR / "librispeech").glob("*.ogg"))[::8][:N_BABBLE_CLIPS]
+    """Other speakers' speech for babble noise (LibriSpeech train clips; never the test-other dev clips)."""
+    paths = align.librispeech_train_pool(DATA_DIR)[::8][:N_BABBLE_CLIPS]
     return [load_audio_16k(p) for p in paths]
 
 
@@ -123,10 +136,15 @@ def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_ind
     for clip in clips:
         audio = clip.load()
         n_aug = n_augmented(clip) if clip.split == "train" else 1
-        variants = [audio] + [augment.random_chain(audio, rng, pool) for _ in range(n_aug)]
-        for v, x in enumerate(variants):
+        variants = [(audio, 1.0)]
+        for _ in range(n_aug):
+            factor = 1.0
+            if clip.split == "train" and rng.random() < SPEED_PROB:
+                factor = float(rng.uniform(*SPEED_RANGE))
+            variants.append((augment.random_chain(augment.speed(audio, factor), rng, pool), factor))
+        for v, (x, factor) in enumerate(variants):
             feats = features_whole(x)
-            labels = frame_labels(clip.labels, len(feats))
+            labels = frame_labels(clip.labels, len(feats), factor)
             key = f"{clip.split}_{clip_set}" + ("_aug" if clip.split == "dev" and v > 0 else "")
             keep_audio = x if clip.split == "dev" else None
             groups.setdefault(key, []).append((f"{clip.clip_id}#{v}", feats, labels, keep_audio))
@@ -135,18 +153,21 @@ def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_ind
     return sorted(groups)
 
 
-SET_ORDER = ("grid", "vctk", "fsdd", "synth", "libri")
+SET_ORDER = ("grid", "vctk", "fsdd", "synth", "libri", "libritest")
 
 
-def build_all() -> None:
-    """Build every missing shard (each set deterministic for SEED; delete a shard to rebuild it)."""
+def build_all(sets: tuple[str, ...] = SET_ORDER) -> None:
+    """Build every missing shard of ``sets`` (each set deterministic for SEED; delete a shard to rebuild it)."""
     CORPUS_DIR.mkdir(parents=True, exist_ok=True)
     pool = babble_pool()
     clips = list_clips()
     written = []
     for index, clip_set in enumerate(SET_ORDER):
+        if clip_set not in sets:
+            continue
         mine = [c for c in clips if c.clip_set == clip_set]
-        if (CORPUS_DIR / f"train_{clip_set}.npz").exists() or not mine:
+        first = f"{mine[0].split}_{clip_set}" if mine else ""
+        if not mine or (CORPUS_DIR / f"{first}.npz").exists():
             continue
         logger.info("building %s (%d clips)", clip_set, len(mine))
         written += _build_set(clip_set, mine, pool, index)

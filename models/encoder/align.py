@@ -251,8 +251,10 @@ def libri_dev_items(data_dir: Path) -> list[tuple[str, Path, str]]:
 
 
 def make_allphone_decoder() -> object:
-    """Phone-loop decoder with the bundled phonetic LM (settings from the pocketsphinx docs); the
-    baseline in ``evaluate.py`` and the pseudo-label confidence both use it."""
+    """Phone-loop decoder with the bundled phonetic LM (settings from the pocketsphinx docs).
+
+    The baseline in ``evaluate.py`` and the pseudo-label confidence both use it.
+    """
     import pocketsphinx
 
     return pocketsphinx.Decoder(

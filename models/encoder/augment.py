@@ -111,8 +111,11 @@ def opus_round_trip(audio: np.ndarray, bitrate: int) -> np.ndarray:
 
 
 def speed(audio: np.ndarray, factor: float) -> np.ndarray:
-    """Play ``audio`` ``factor`` times faster (resampled with PyAV/swresample): duration / factor,
-    pitch and formants x factor, i.e. speed and vocal-tract-length perturbation in one."""
+    """Play ``audio`` ``factor`` times faster, resampled with PyAV/swresample.
+
+    Duration is divided by ``factor`` and pitch and formants multiplied by it: speed and
+    vocal-tract-length perturbation in one.
+    """
     if abs(factor - 1.0) < 1e-3:
         return audio.astype(np.float32)
     target = int(round(SR / factor))

@@ -2,8 +2,8 @@
 
     python -m lipstream.models.encoder.corpus [stage ...]
 
-Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd``, ``align-libri-dev`` (pocketsphinx forced alignment;
-the last is the LibriSpeech test-other dev set, true transcripts),
+Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd``, ``align-libri-dev``
+(pocketsphinx forced alignment; the last is the LibriSpeech test-other dev set, true transcripts),
 ``synth`` (espeak-ng / festival / piper with phone timings), ``align-libri`` (LibriSpeech
 pseudo-labels: LM decode + alignment), ``shards`` (features + labels,
 augmented). Finished clips are skipped, so a rerun resumes.
@@ -19,7 +19,15 @@ from .paths import ALIGN_DIR, DATA_DIR
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("align-grid", "align-vctk", "align-fsdd", "align-libri-dev", "synth", "align-libri", "shards")
+STAGES = (
+    "align-grid",
+    "align-vctk",
+    "align-fsdd",
+    "align-libri-dev",
+    "synth",
+    "align-libri",
+    "shards",
+)
 
 
 def run_stage(stage: str) -> None:

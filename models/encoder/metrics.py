@@ -28,10 +28,13 @@ def frame_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def class_recall(pred: np.ndarray, ref: np.ndarray, phones: tuple[str, ...]) -> dict[str, float | None]:
+def class_recall(
+    pred: np.ndarray, ref: np.ndarray, phones: tuple[str, ...]
+) -> dict[str, float | None]:
     """Per-phone frame recall: of frames labelled ``phone``, the share predicted as that phone."""
     out: dict[str, float | None] = {}
     for phone in phones:
         mask = ref == PHONE_TO_INDEX[phone]
-        out[phone] = round(float(np.mean(pred[mask] == PHONE_TO_INDEX[phone])), 4) if mask.any() else None
+        hits = pred[mask] == PHONE_TO_INDEX[phone]
+        out[phone] = round(float(np.mean(hits)), 4) if mask.any() else None
     return out

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from lipstream.realtime.phonemes import PHONE_TO_INDEX
+from torch import nn
 
 from .metrics import frame_metrics
 from .model import EncoderConfig, StreamingEncoder, count_parameters

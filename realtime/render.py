@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
-from lipstream.realtime.pose import FramePose
+from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
 COMPOSITOR_ONNX = GENERATOR_ONNX.with_name("compositor.onnx")
-POSE_FIELDS: tuple[str, ...] = ("open", "width", "blink", "head_dx", "head_dy", "head_roll")
+POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "head_roll")
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,12 @@ class Renderer:
         self._compositor: ort.InferenceSession | None = None
         if avatar.alpha is not None:
             self._compositor = generator_session(COMPOSITOR_ONNX, threads, providers)
-        self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}
+        self._feed_static = {
+            "face": avatar.face,
+            "maps": avatar.maps,
+            "rig": avatar.rig,
+            "interior": avatar.interior,
+        }
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -102,10 +107,10 @@ class Renderer:
     def render_crop(self, pose: FramePose) -> np.ndarray:
         """The generator's face crop alone, ``(N, N, 3)`` uint8 RGB (N = ``avatar.crop_px``)."""
         head = np.asarray(pose.head, dtype=np.float32).reshape(3)
-        mouth = np.asarray(pose.mouth, dtype=np.float32).reshape(-1)
-        vec = np.array(
-            [mouth[0], mouth[1], pose.blink, head[0], head[1], head[2]], dtype=np.float32
-        )
+        mouth = np.zeros(N_MOUTH_PARAMS, np.float32)
+        given = np.asarray(pose.mouth, dtype=np.float32).reshape(-1)[:N_MOUTH_PARAMS]
+        mouth[: len(given)] = given  # a driver with fewer columns (e.g. open only) leaves the rest 0
+        vec = np.concatenate([mouth, np.array([pose.blink, *head[:3]], np.float32)])
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
         flat = self._session.run(None, {**self._feed_static, "pose": vec})[0]
         return flat.reshape(self._crop_shape)

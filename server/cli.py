@@ -29,6 +29,8 @@ from .options import DRIVERS, ServeOptions
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    os.environ["LIPSTREAM_FRAMING"] = args.framing  # read by avatar.build; workers inherit it
+
     options = ServeOptions(
         avatar_photo=args.avatar,
         host=args.host,
@@ -65,6 +67,7 @@ def _usable_cores() -> int:
 def _render(args: argparse.Namespace) -> int:
     from .offline import render_file
 
+    os.environ["LIPSTREAM_FRAMING"] = args.framing  # read by avatar.build
     stats = render_file(args.avatar, args.audio, args.output, fps=args.fps, driver=args.driver)
     print(json.dumps(stats))
     return 0
@@ -132,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, required=True)
     render.add_argument("--fps", type=int, default=25)
     render.add_argument("--driver", choices=DRIVERS, default="learned")
+    for sub in (serve, render):
+        sub.add_argument(
+            "--framing",
+            choices=("auto", "photo"),
+            default="auto",
+            help="auto: webcam-like head and shoulders, 512x512; photo: the photo's own framing",
+        )
     render.set_defaults(run=_render)
 
     phonemes = commands.add_parser("phonemes", help="the streaming encoder's phones for a WAV")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from lipstream.models.generator.model import Compositor, Generator
-from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+from lipstream.realtime.avatar import ATLAS_TEXELS, MAP_CHANNELS, RIG_FIELDS
 from lipstream.realtime.render import POSE_FIELDS
 
 OPSET = 17  # GridSample needs >= 16
@@ -32,12 +32,13 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         torch.zeros(len(MAP_CHANNELS), n * n),
         torch.ones(len(RIG_FIELDS)).index_fill(0, torch.tensor([RIG_FIELDS.index("crop_px")]), n),
         torch.zeros(len(POSE_FIELDS)),
+        torch.zeros(ATLAS_TEXELS, 3),
     )
     torch.onnx.export(
         Generator().eval(),
         args,
         str(out),
-        input_names=["face", "maps", "rig", "pose"],
+        input_names=["face", "maps", "rig", "pose", "interior"],
         output_names=["crop"],
         dynamic_axes={"face": {0: "pixels"}, "maps": {1: "pixels"}, "crop": {0: "pixels"}},
         opset_version=OPSET,

@@ -25,16 +25,28 @@ import math
 
 import torch
 from lipstream.realtime.avatar import (
+    ATLAS_COLS,
+    ATLAS_OPEN,
+    ATLAS_ROWS,
+    ATLAS_T_SPAN,
+    ATLAS_WIDTH,
     MAP_CHANNELS,
     MAX_HEAD_ROLL,
     MAX_HEAD_SHIFT,
+    MAX_JAW,
     MAX_OPEN,
+    MAX_PROTRUDE,
+    MIN_JAW,
+    TUCK_LIFT,
     MAX_WIDTH,
     RIG_FIELDS,
 )
 from torch import nn
 from torch.nn import functional as F
 
+ROUND_GATHER = 1.5  # extra exponent of the gap profile when fully rounded
+PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
+TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
 TEETH_COUNT_HALF = (
     3.0  # incisor, lateral incisor, canine per half mouth width, for the dark lines between them
@@ -53,7 +65,12 @@ class Generator(nn.Module):
     """Renders one face crop for one pose; inputs and output as documented in ``CARD.md``."""
 
     def forward(
-        self, face: torch.Tensor, maps: torch.Tensor, rig: torch.Tensor, pose: torch.Tensor
+        self,
+        face: torch.Tensor,
+        maps: torch.Tensor,
+        rig: torch.Tensor,
+        pose: torch.Tensor,
+        interior: torch.Tensor,
     ) -> torch.Tensor:
         """Returns the ``(P, 3)`` uint8 RGB crop (P = N*N, row-major) for ``face (P, 12)`` uint8.
 
@@ -67,12 +84,12 @@ class Generator(nn.Module):
         r = {name: rig[i] for name, i in _R.items()}
         m = {name: maps[i] for name, i in _M.items()}
         n = r["crop_px"]
-        open_, width, blink = pose[0], pose[1], pose[2]
+        blink = pose[6]
         q_x, q_y = self._head(m, r, pose)
         # The lips, the eyes and the mouth interior change only in three bands of rows (set by the
         # builder); a band of rows is a contiguous slice of the flat pixels, so only it is computed.
         m0, m1 = self._band(r, "mouth", n)
-        geo = self._mouth_geometry(r, open_, width, q_x[m0:m1], q_y[m0:m1])
+        geo = self._mouth_geometry(r, pose, q_x[m0:m1], q_y[m0:m1])
         band_x, band_y = self._mouth_source(r, geo, q_x[m0:m1], q_y[m0:m1])
         bw = m["border_w"][m0:m1]
         band_x = q_x[m0:m1] + bw * (band_x - q_x[m0:m1])
@@ -87,6 +104,11 @@ class Generator(nn.Module):
         t0, t1 = self._band(r, "teeth", n)
         inner = {k: (v[t0 - m0 : t1 - m0] if v.dim() == 1 else v) for k, v in geo.items()}
         mask, colour = self._interior(r, inner)
+        real = self._atlas(interior, inner, pose)
+        # Exemplar interior (cut from GRID s1, recoloured to the photo) where the rig asks for it;
+        # a /f v/ tuck shows the upper teeth's edge, which the procedural teeth draw.
+        w_atlas = r["atlas_w"] * (1.0 - inner["tuck"])
+        colour = colour + w_atlas * (real - colour)
         mask = mask * m["border_w"][t0:t1]
         part = warped[:, t0:t1]
         out = torch.cat([warped[:, :t0], part + mask * (colour - part), warped[:, t1:]], dim=1)
@@ -130,9 +152,9 @@ class Generator(nn.Module):
         """Undoes the idle head motion: where pixel p was before the head moved (crop px)."""
         h = r["face_h_px"]
         # Clamped so the lips and eyes stay inside the row bands the builder sized for them.
-        roll = torch.clamp(pose[5], -MAX_HEAD_ROLL, MAX_HEAD_ROLL)
-        shift_x = torch.clamp(pose[3], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
-        shift_y = torch.clamp(pose[4], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        roll = torch.clamp(pose[9], -MAX_HEAD_ROLL, MAX_HEAD_ROLL)
+        shift_x = torch.clamp(pose[7], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        shift_y = torch.clamp(pose[8], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
         cos, sin = torch.cos(roll), torch.sin(roll)
         rel_x, rel_y = m["x"] - r["pivot_x"], m["y"] - r["pivot_y"]
         dx = shift_x + (cos - 1.0) * rel_x - sin * rel_y
@@ -140,17 +162,19 @@ class Generator(nn.Module):
         return m["x"] - m["head_w"] * dx, m["y"] - m["head_w"] * dy
 
     @staticmethod
-    def _mouth_geometry(
-        r: dict, open_: torch.Tensor, width: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor
-    ) -> dict:
-        """Mouth-frame coordinates of q and the lip displacements for this pose (px)."""
+    def _mouth_geometry(r: dict, pose: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor) -> dict:
+        """Mouth-frame coordinates of q and the lip/jaw displacements for this pose (px)."""
         h0 = r["face_h_px"]
         alpha = r["alpha_up"]
-        o = torch.clamp(open_, 0.0, MAX_OPEN)
+        press = torch.clamp(pose[4], 0.0, 1.0)
+        tuck = torch.clamp(pose[5], 0.0, 1.0)
+        # A bilabial or labiodental closes the lips whatever the opening says.
+        o = torch.clamp(pose[0], 0.0, MAX_OPEN) * (1.0 - torch.maximum(press, tuck))
+        jaw_px = torch.clamp(pose[2], MIN_JAW, MAX_JAW) * h0
         # The measured opening is over the rendered face height, which grows as the chin drops.
-        gap = o * h0 / (1.0 - (1.0 - alpha) * o)
-        h_now = h0 + (1.0 - alpha) * gap
-        corner = torch.clamp(width, -MAX_WIDTH, MAX_WIDTH) * h_now * 0.5
+        gap = o * (h0 + jaw_px)
+        h_now = h0 + jaw_px
+        corner = torch.clamp(pose[1], -MAX_WIDTH, MAX_WIDTH) * h_now * 0.5
         rx, ry = r["right_x"], r["right_y"]
         u = (q_x - r["mouth_cx"]) * rx + (q_y - r["mouth_cy"]) * ry
         v = -(q_x - r["mouth_cx"]) * ry + (q_y - r["mouth_cy"]) * rx
@@ -158,31 +182,60 @@ class Generator(nn.Module):
         t_now = u / half_w
         t_c = torch.clamp(t_now, -1.0, 1.0)
         s = v - (r["seam_k1_px"] * t_c + r["seam_k2_px"] * t_c * t_c)
-        shape = torch.sqrt(_ramp(1.0 - t_now * t_now))  # elliptic lip gap across the mouth
+        # Elliptic lip gap across the mouth; rounded lips (negative width) gather the opening into
+        # the middle, an oval rather than a slit.
+        rounding = _ramp(-pose[1] / MAX_WIDTH)
+        shape = torch.pow(_ramp(1.0 - t_now * t_now), 0.5 + ROUND_GATHER * rounding)
         jaw = _ramp(1.0 - (t_now / r["jaw_half_w"]) ** 2)
+        # Vermilion heights: protrusion shows more red on both lips, a press rolls both in, a tuck
+        # rolls the lower lip under the upper teeth (and lifts the upper lip to show their edge).
+        pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * 0.5
+        up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
+        d_up = (pro - PRESS_ROLL * press * up_lip) * shape
+        d_lo = (pro - PRESS_ROLL * press * lo_lip - TUCK_ROLL * tuck * lo_lip) * shape
+        lift = TUCK_LIFT * tuck * h0 * shape
         return {
             "u": u, "s": s, "t": t_now, "t_rest": u / r["half_w_px"], "corner": corner,
-            "up": alpha * gap * shape, "lo": (1.0 - alpha) * gap * shape,
-            "jaw": (1.0 - alpha) * gap * jaw, "jaw_c": (1.0 - alpha) * gap, "gap": gap,
+            "up": alpha * gap * shape + lift, "lo": (1.0 - alpha) * gap * shape,
+            "jaw": jaw_px * jaw, "jaw_c": jaw_px, "gap": gap + lift,
+            "up_lip": torch.clamp(up_lip + d_up, min=0.35 * up_lip),
+            "lo_lip": torch.clamp(lo_lip + d_lo, min=0.3 * lo_lip),
+            "press": press * shape, "tuck": tuck,
         }  # fmt: skip
 
     @staticmethod
     def _mouth_source(
         r: dict, g: dict, q_x: torch.Tensor, q_y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Source point of q under the lip opening and spreading fields (crop px)."""
+        """Source point of q under the lip, jaw and spreading fields (crop px).
+
+        Along the mouth's "down" axis, per column: the upper lip (rest thickness U, now U') sits
+        above the opening and is resampled over its new thickness; the skin above it stretches
+        linearly to the nose. Below, the lower lip (L -> L') rides on its share of the opening,
+        the displacement blends into the jaw drop over the chin's upper half, the chin moves
+        rigidly and the drop fades over the neck. Nothing moves beyond the nose or the neck.
+        """
         s, up, lo = g["s"], g["up"], g["lo"]
         up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
-        # Upper: rigid over the lip, linear to zero at the nose base (output coordinates).
-        top = -(up_lip + up)
-        w_up = _ramp((s - r["nose_s_px"]) / (top - r["nose_s_px"]))
-        # Lower: rigid lip, blend to the jaw drop, rigid chin, fade over the neck.
-        lip_end = lo + lo_lip
+        new_up, new_lo = g["up_lip"], g["lo_lip"]
+        nose = -r["nose_s_px"]  # > 0
+        # Upper side (output s < 0): the lip [-(up + U'), -up] samples [-U, 0].
+        edge = -(up + new_up)
+        src_lip_up = (s + up) * (up_lip / new_up)
+        d_border = edge + up_lip  # displacement at the lip's outer edge (output - source)
+        w_up = _ramp((s + nose) / torch.clamp(edge + nose, min=1.0))
+        src_up = torch.where(s >= edge, src_lip_up, s - d_border * w_up)
+        # Lower side: the lip [lo, lo + L'] samples [0, L].
+        border = lo + new_lo
+        src_lip_lo = (s - lo) * (lo_lip / new_lo)
+        d_lo = border - lo_lip
         blend_len = torch.clamp(0.5 * (r["chin_s_px"] - lo_lip), min=lo_lip)
-        a = _ramp((s - lip_end) / blend_len)
-        drop = lo + a * (g["jaw"] - lo)
+        a = _ramp((s - border) / blend_len)
+        drop = d_lo + a * (g["jaw"] - d_lo)
         w_lo = _ramp(1.0 - (s - r["chin_s_px"] - g["jaw"]) / r["neck_px"])
-        dv = torch.where(s < 0.0, up * w_up, -drop * w_lo)
+        src_lo = torch.where(s <= border, src_lip_lo, s - drop * w_lo)
+        src_s = torch.where(s < 0.0, src_up, src_lo)
+        dv = src_s - s  # source offset along "down"
         # Spreading: corners move by `corner`, the lips stretch uniformly, cheeks fade out.
         t = g["t"]
         band = _ramp(1.5 - torch.abs(s) / r["width_band_px"])
@@ -203,6 +256,46 @@ class Generator(nn.Module):
         lid_src = -lid + (s + lid) * lid / (lid + low)
         covered = (s >= -lid) & (s < low)
         return torch.where(covered, lid_src - s, torch.zeros_like(s))
+
+    @staticmethod
+    def _atlas(interior: torch.Tensor, g: dict, pose: torch.Tensor) -> torch.Tensor:
+        """Interior colour ``(3, P)`` from the recoloured exemplar atlas ``(texels, 3)``.
+
+        The atlas is ``(N_OPEN, N_WIDTH, ROWS, COLS)`` texels (``atlas.py``): the four cells around
+        the pose's (open, width) are blended into one ``ROWS x COLS`` slice, which is sampled
+        bilinearly at (F, T): F runs 0..1 from the upper lip's inner edge to the lower's, T from
+        corner to corner.
+        """
+        n_open, n_width = len(ATLAS_OPEN), len(ATLAS_WIDTH)
+        cube = interior.reshape(n_open, n_width, ATLAS_ROWS * ATLAS_COLS * 3)
+        ko = torch.clamp((pose[0] - ATLAS_OPEN[0]) / (ATLAS_OPEN[1] - ATLAS_OPEN[0]), 0.0,
+                         n_open - 1.0)  # fmt: skip
+        kw = torch.clamp((pose[1] - ATLAS_WIDTH[0]) / (ATLAS_WIDTH[1] - ATLAS_WIDTH[0]), 0.0,
+                         n_width - 1.0)  # fmt: skip
+        o0 = torch.clamp(torch.floor(ko), max=n_open - 2.0)
+        w0 = torch.clamp(torch.floor(kw), max=n_width - 2.0)
+        fo, fw = ko - o0, kw - w0
+        rows = cube.index_select(0, torch.stack([o0, o0 + 1.0]).to(torch.int64))
+        by_open = rows[0] + fo * (rows[1] - rows[0])  # (n_width, texels * 3)
+        cols = by_open.index_select(0, torch.stack([w0, w0 + 1.0]).to(torch.int64))
+        tex = (cols[0] + fw * (cols[1] - cols[0])).reshape(ATLAS_ROWS * ATLAS_COLS, 3)
+        s, up, lo = g["s"], g["up"], g["lo"]
+        f = (s + up) / torch.clamp(up + lo, min=1.0)
+        y = torch.clamp(f * ATLAS_ROWS - 0.5, 0.0, ATLAS_ROWS - 1.0)
+        x = torch.clamp((g["t"] / ATLAS_T_SPAN + 1.0) * 0.5 * ATLAS_COLS - 0.5, 0.0,
+                        ATLAS_COLS - 1.0)  # fmt: skip
+        x0 = torch.clamp(torch.floor(x), max=ATLAS_COLS - 2.0)
+        y0 = torch.clamp(torch.floor(y), max=ATLAS_ROWS - 2.0)
+        fx = torch.stack([x - x0] * 3)
+        fy = torch.stack([y - y0] * 3)
+        idx = (y0 * ATLAS_COLS + x0).to(torch.int64)
+
+        def tap(offset: int) -> torch.Tensor:
+            return tex.index_select(0, idx + offset).transpose(0, 1)
+
+        a, b, c, d = tap(0), tap(1), tap(ATLAS_COLS), tap(ATLAS_COLS + 1)
+        top = a + fx * (b - a)
+        return top + fy * (c + fx * (d - c) - top)
 
     @staticmethod
     def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:

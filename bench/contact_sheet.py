@@ -28,13 +28,14 @@ CELL_PX = 256
 MOUTH_CELL_PX = 192
 SHAPES: tuple[tuple[str, tuple[float, ...], float], ...] = (
     # label, mouth (realtime.pose.MOUTH_PARAMS: open, width, jaw, protrude, press, tuck), blink.
-    # Values near GRID s1's 95th percentiles for each sound (models/motion/CARD.md).
+    # GRID s1's own extremes for each sound: the 90th (10th for negative) percentile of its frames
+    # aligned to that phone (AY for /aa/: GRID has no /aa/), from models/motion/dataset.load_clip.
     ("rest", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0),
-    ("/aa/", (0.10, 0.0, 0.05, -0.005, 0.0, 0.0), 0.0),
-    ("/iy/", (0.03, 0.045, 0.01, -0.012, 0.0, 0.0), 0.0),
-    ("/uw/", (0.025, -0.06, 0.01, 0.02, 0.0, 0.0), 0.0),
-    ("/m/", (0.0, -0.01, 0.0, 0.0, 1.0, 0.0), 0.0),
-    ("/f/", (0.0, 0.0, 0.005, 0.0, 0.0, 1.0), 0.0),
+    ("/aa/", (0.072, -0.005, 0.049, 0.0, 0.0, 0.0), 0.0),
+    ("/iy/", (0.03, 0.011, 0.01, -0.016, 0.0, 0.0), 0.0),
+    ("/uw/", (0.02, -0.032, 0.01, 0.02, 0.0, 0.0), 0.0),
+    ("/m/", (0.0, -0.01, 0.01, 0.02, 1.0, 0.0), 0.0),
+    ("/f/", (0.0, -0.01, 0.005, -0.009, 0.0, 1.0), 0.0),
     ("blink", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.0),
 )
 

@@ -33,6 +33,7 @@ T_SPAN = 0.95  # columns cover T in [-T_SPAN, T_SPAN]; the last bit to each corn
 INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 CHEEKS = (50, 280, 117, 346)
+PRIOR_FRAMES = 100  # a cell with fewer frames than this leans on its neighbour (``shrink``)
 EVERY_CLIP = 3  # every 3rd training clip is plenty: a cell averages hundreds of frames
 
 
@@ -89,6 +90,29 @@ def sample_interior(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
     return out
 
 
+def shrink(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Cell means, each pulled towards a better-filled neighbour by ``PRIOR_FRAMES`` of its frames.
+
+    The neutral-width cells lean on the next smaller opening (the widest openings are rare: a few
+    dozen frames), the rounded and spread cells on the neutral cell of their opening, so a sparse
+    cell is a mix rather than a handful of frames.
+    """
+    mean = sums / np.maximum(counts, 1)[..., None, None, None]
+    out = np.zeros_like(mean)
+    neutral = len(WIDTH_CENTRES) // 2
+    for ko in range(len(OPEN_CENTRES)):
+        prior = out[ko - 1, neutral] if ko else mean[ko, neutral]
+        n = counts[ko, neutral]
+        out[ko, neutral] = (mean[ko, neutral] * n + prior * PRIOR_FRAMES) / (n + PRIOR_FRAMES)
+        for kw in range(len(WIDTH_CENTRES)):
+            if kw != neutral:
+                n = counts[ko, kw]
+                out[ko, kw] = (mean[ko, kw] * n + out[ko, neutral] * PRIOR_FRAMES) / (
+                    n + PRIOR_FRAMES
+                )
+    return out
+
+
 def main() -> None:
     """Builds the atlas from the cached landmarks and the GRID s1 videos."""
     from lipstream.models.motion.dataset import clip_ids, load_clip, split_ids
@@ -122,14 +146,7 @@ def main() -> None:
             counts[ko, kw] += 1
         if i % 20 == 0:
             logger.info("atlas: %d clips, cells %s", i + 1, counts.tolist())
-    atlas = sums / np.maximum(counts, 1)[..., None, None, None]
-    # An empty cell borrows its nearest filled neighbour along the opening axis.
-    for ko in range(len(OPEN_CENTRES)):
-        for kw in range(len(WIDTH_CENTRES)):
-            if counts[ko, kw] == 0:
-                filled = [k for k in range(len(OPEN_CENTRES)) if counts[k, kw]]
-                if filled:
-                    atlas[ko, kw] = atlas[min(filled, key=lambda k: abs(k - ko)), kw]
+    atlas = shrink(sums, counts)
     np.savez_compressed(
         args.out,
         atlas=atlas.astype(np.float16),

@@ -44,7 +44,10 @@ from lipstream.realtime.avatar import (
 from torch import nn
 from torch.nn import functional as F
 
-ROUND_GATHER = 1.5  # extra exponent of the gap profile when fully rounded
+ROUND_GAIN = 1.8  # corner displacement per unit of negative width (rounding), see _mouth_geometry
+ROUND_FULL = 0.04  # width (face heights, negative) at which the gap is fully gathered into an oval
+ROUND_GATHER = 2.0  # extra exponent of the gap profile when fully rounded
+PROTRUDE_GAIN = 0.8  # vermilion height added to each lip per unit of protrude (0.5 = as measured)
 PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
 TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
@@ -174,7 +177,11 @@ class Generator(nn.Module):
         # The measured opening is over the rendered face height, which grows as the chin drops.
         gap = o * (h0 + jaw_px)
         h_now = h0 + jaw_px
-        corner = torch.clamp(pose[1], -MAX_WIDTH, MAX_WIDTH) * h_now * 0.5
+        width = torch.clamp(pose[1], -MAX_WIDTH, MAX_WIDTH)
+        # Rounding is drawn stronger than measured: s1's /uw/ narrows the mouth by only ~9 %, which
+        # reads as a slit on a photo; correlation with the real width does not depend on the gain.
+        width = torch.where(width < 0.0, ROUND_GAIN * width, width)
+        corner = width * h_now * 0.5
         rx, ry = r["right_x"], r["right_y"]
         u = (q_x - r["mouth_cx"]) * rx + (q_y - r["mouth_cy"]) * ry
         v = -(q_x - r["mouth_cx"]) * ry + (q_y - r["mouth_cy"]) * rx
@@ -184,12 +191,12 @@ class Generator(nn.Module):
         s = v - (r["seam_k1_px"] * t_c + r["seam_k2_px"] * t_c * t_c)
         # Elliptic lip gap across the mouth; rounded lips (negative width) gather the opening into
         # the middle, an oval rather than a slit.
-        rounding = _ramp(-pose[1] / MAX_WIDTH)
+        rounding = _ramp(-pose[1] / ROUND_FULL)
         shape = torch.pow(_ramp(1.0 - t_now * t_now), 0.5 + ROUND_GATHER * rounding)
         jaw = _ramp(1.0 - (t_now / r["jaw_half_w"]) ** 2)
         # Vermilion heights: protrusion shows more red on both lips, a press rolls both in, a tuck
         # rolls the lower lip under the upper teeth (and lifts the upper lip to show their edge).
-        pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * 0.5
+        pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * PROTRUDE_GAIN
         up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
         d_up = (pro - PRESS_ROLL * press * up_lip) * shape
         d_lo = (pro - PRESS_ROLL * press * lo_lip - TUCK_ROLL * tuck * lo_lip) * shape

@@ -13,7 +13,8 @@ built from the clip's first frame with a face, driven by the clip's audio throug
   real opening is over half its 90th percentile; beside it the still photo (the first frame)
   against the same real frames.
 
-These are the definitions of issue 11. ``--interior procedural`` renders with the hand-drawn
+These are the definitions of issue 11. ``reenact_r`` is ``bench/reenactment.py``'s rendered figure
+(opening over face height 10-152, ``lip_sync``), computed on the same render. ``--interior procedural`` renders with the hand-drawn
 interior instead of the GRID atlas (same build, rig ``atlas_w`` = 0), to choose between them.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/face_shape.py --drivers learned,loudness \
@@ -34,7 +35,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from lipstream.models.motion.dataset import GRID_DIR, clip_ids, split_ids
-from lipstream.models.motion.landmarks import LANDMARK_DIR, MeshTracker, decode_clip
+from lipstream.models.motion.landmarks import (
+    LANDMARK_DIR,
+    MeshTracker,
+    decode_clip,
+    mouth_params_raw,
+)
+from lipstream.models.motion.metrics import lip_sync
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pose import FramePose
 
@@ -162,6 +169,12 @@ def clip_result(clip_id: str, drivers: list[str], interior: str, workdir: Path) 
         gen_crops = mouth_crops(gen_frames, gen_points)
         entry = {f"{k}_r": pearson(real[:, i], gen[:, i]) for i, k in enumerate(MEASURES)}
         entry["lag_ms"] = best_lag_ms(real[:, 0], gen[:, 0])
+        # bench/reenactment.py's render figure, computed the same way on the same render: opening
+        # over face height (10-152), lip_sync r on frames with a face in both.
+        gen_found = np.isfinite(gen[:, 0])
+        sync = lip_sync(mouth_params_raw(gen_points)[:, 0], mouth_params_raw(real_points)[:, 0],
+                        found[:n] & gen_found, FPS)  # fmt: skip
+        entry["reenact_r"], entry["reenact_best_r"] = sync.r, sync.best_r
         entry["found_rate"] = float(np.mean(np.isfinite(gen[:, 0])))
         pairs = [i for i in open_frames if gen_crops[i] is not None]
         if pairs:

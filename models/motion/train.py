@@ -61,6 +61,7 @@ class TrainOptions:
     noise_floor_db: tuple[float, float] = (-90.0, -40.0)  # background noise mixed into the levels
     seed: int = 0
     use_level: bool = True  # False: ablation with a constant level (the model sees phones only)
+    open_weight: float = 1.0  # loss weight of ``open`` against 1 for each other parameter
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,10 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
                 level = torch.zeros_like(level)
             y = (train_ex.y[idx] - model.out_mean) / model.out_std
             w = train_ex.valid[idx].float()[:, None]
-            loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(
-                min=1
-            )
+            col_w = torch.ones(y.shape[1])
+            col_w[0] = opts.open_weight
+            err = (model.forward_standardised(x, level) - y) ** 2 * col_w
+            loss = (err * w).sum() / w.sum().clamp(min=1)
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -214,6 +216,7 @@ def main() -> None:
     )
     parser.add_argument("--window", type=int, default=MotionConfig.window_frames)
     parser.add_argument("--no-level", action="store_true", help="ablation: phones only")
+    parser.add_argument("--open-weight", type=float, default=TrainOptions.open_weight)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -243,7 +246,9 @@ def main() -> None:
         ok = train_ex.valid
         model.out_mean.copy_(train_ex.y[ok].mean(0))
         model.out_std.copy_(train_ex.y[ok].std(0))
-    opts = TrainOptions(epochs=args.epochs, lr=args.lr, use_level=not args.no_level)
+    opts = TrainOptions(
+        epochs=args.epochs, lr=args.lr, use_level=not args.no_level, open_weight=args.open_weight
+    )
     if args.no_level:
         dev_ex.level.zero_()
     train(model, train_ex, opts, (dev_ex, dev_clips))

@@ -47,6 +47,7 @@ from torch.nn import functional as F
 ROUND_GAIN = 1.8  # corner displacement per unit of negative width (rounding), see _mouth_geometry
 ROUND_FULL = 0.04  # width (face heights, negative) at which the gap is fully gathered into an oval
 ROUND_GATHER = 2.0  # extra exponent of the gap profile when fully rounded
+ROUND_PURSE = 0.5  # share of each vermilion height added when fully rounded
 PROTRUDE_GAIN = 0.8  # vermilion height added to each lip per unit of protrude (0.5 = as measured)
 PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
 TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
@@ -198,8 +199,11 @@ class Generator(nn.Module):
         # rolls the lower lip under the upper teeth (and lifts the upper lip to show their edge).
         pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * PROTRUDE_GAIN
         up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
-        d_up = (pro - PRESS_ROLL * press * up_lip) * shape
+        # Rounded lips also purse: both lips bunch up along the whole mouth, corners included.
+        purse = ROUND_PURSE * rounding * torch.sqrt(_ramp(1.0 - 0.8 * t_now * t_now))
+        d_up = (pro - PRESS_ROLL * press * up_lip) * shape + purse * up_lip
         d_lo = (pro - PRESS_ROLL * press * lo_lip - TUCK_ROLL * tuck * lo_lip) * shape
+        d_lo = d_lo + purse * lo_lip
         lift = TUCK_LIFT * tuck * h0 * shape
         return {
             "u": u, "s": s, "t": t_now, "t_rest": u / r["half_w_px"], "corner": corner,

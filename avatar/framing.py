@@ -3,7 +3,7 @@
 A frame (at least 512x512, at most 1280x720, even sides) around the face, filled with the photo
 where possible. The face view (the square the generator renders) is at most ``MAX_VIEW_PX``; the
 generator itself works on at most ``MAX_CROP_PX``, so its cost is bounded, and larger views are
-upscaled and blended into the frame by the compositor.
+upscaled and blended into the frame by the renderer.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Framing:
 
     ``frame = photo * scale - offset`` (px). The face *view* is ``view_px`` square at ``view_xy`` in
     the frame; the generator works on it at ``crop_px`` (= ``view_px`` when the face is small enough
-    to render 1:1, else fewer pixels, upscaled and blended back by the compositor).
+    to render 1:1, else fewer pixels, upscaled and blended back by the renderer).
     """
 
     scale: float

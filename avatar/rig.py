@@ -58,8 +58,6 @@ LID_BAND_PER_EYE_H = 0.9  # upper-lid skin that covers the eye in a blink, per e
 BORDER_FADE_FRACTION = 0.08  # of the crop side, at each edge, over which every field fades out
 MIN_GAP_TO_CLOSE_PX = 1.0
 TEETH_RGB = (212.0, 202.0, 182.0)
-CAVITY_RGB = (62.0, 20.0, 24.0)
-TONGUE_RGB = (125.0, 52.0, 58.0)  # in shadow: a bright tongue reads as the lower lip to MediaPipe
 NOMINAL_SKIN_LUMA = 150.0  # skin brightness for which the colours above are right
 MIN_TEETH_GAP_PX = 4.0  # photo lip gap below which its teeth are too few pixels to sample
 MIN_TEETH_PIXELS = 40
@@ -303,7 +301,7 @@ def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndar
 def interior_colours(
     crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None
 ) -> np.ndarray:
-    """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks).
+    """Teeth RGB (3,) scaled to the photo's skin brightness (cheeks).
 
     ``teeth``, when the photo shows its own, replaces the default teeth colour.
     """
@@ -317,14 +315,13 @@ def interior_colours(
         float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
     )
     exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
-    colours = np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
+    colours = np.array(TEETH_RGB, np.float32) * exposure
     if teeth is not None:
         colours[:3] = np.clip(teeth * TEETH_BRIGHTEN, 0.0, 255.0)
     return colours
 
 
 ATLAS_PATH = Path(__file__).resolve().parents[1] / "models" / "generator" / "interior_atlas.npz"
-ATLAS_WEIGHT = 1.0  # exemplar interior over the procedural one (bench/face_shape.py measures both)
 ATLAS_TEETH_GAIN = (0.7, 1.4)  # per-channel range of the pull towards the photo's own teeth
 
 
@@ -388,12 +385,10 @@ def build_rig(
         "upper_lip_px": lp.upper_lip, "lower_lip_px": lp.lower_lip, "nose_s_px": lp.nose_s,
         "chin_s_px": lp.chin_s, "neck_px": NECK_PER_FACE_H * face_h, "jaw_half_w": JAW_HALF_WIDTHS,
         "width_band_px": WIDTH_BAND_PER_FACE_H * face_h, "pivot_x": pivot[0], "pivot_y": pivot[1],
-        "atlas_w": ATLAS_WEIGHT,
     }  # fmt: skip
     colours = interior_colours(crop, lm, teeth)
-    for i, name in enumerate(("teeth", "cavity", "tongue")):
-        for j, ch in enumerate("rgb"):
-            values[f"{name}_{ch}"] = colours[3 * i + j]
+    for j, ch in enumerate("rgb"):
+        values[f"teeth_{ch}"] = colours[j]
     xs, ys = pixel_grid(n)
     head_w, border_w = weight_maps(lm, n)
     eye_s, eye_h, eye_m = eye_maps(lm, n)

@@ -14,8 +14,7 @@ built from the clip's first frame with a face, driven by the clip's audio throug
   against the same real frames.
 
 These are the definitions of issue 11. ``reenact_r`` is ``bench/reenactment.py``'s rendered figure
-(opening over face height 10-152, ``lip_sync``), computed on the same render. ``--interior procedural`` renders with the hand-drawn
-interior instead of the GRID atlas (same build, rig ``atlas_w`` = 0), to choose between them.
+(opening over face height 10-152, ``lip_sync``), computed on the same render.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/face_shape.py --drivers learned,loudness \
         --out bench/results/face_shape.json --sheet bench/results/reenactment_sheet.png
@@ -29,7 +28,6 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -118,26 +116,21 @@ def best_lag_ms(real: np.ndarray, gen: np.ndarray) -> float:
     return best[1] * 1000.0 / FPS
 
 
-def render_frames(first: np.ndarray, rows: np.ndarray, workdir: Path, interior: str) -> np.ndarray:
+def render_frames(first: np.ndarray, rows: np.ndarray, workdir: Path) -> np.ndarray:
     """Full rendered frames ``(T, H, W, 3)`` of the avatar built from ``first``."""
     from lipstream.avatar import build_avatar
-    from lipstream.realtime.avatar import RIG_FIELDS, Avatar
+    from lipstream.realtime.avatar import Avatar
     from lipstream.realtime.render import Renderer
 
     workdir.mkdir(parents=True, exist_ok=True)
     photo = workdir / "first_frame.png"
     cv2.imwrite(str(photo), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
     avatar = Avatar.load(build_avatar(photo, cache_dir=workdir.parent / "avatars").path)
-    if interior == "procedural":
-        rig = avatar.rig.copy()
-        rig[RIG_FIELDS.index("atlas_w")] = 0.0
-        rig.setflags(write=False)
-        avatar = replace(avatar, rig=rig)
     renderer = Renderer(avatar)
     return np.stack([renderer.render(FramePose(index=i, mouth=r)) for i, r in enumerate(rows)])
 
 
-def clip_result(clip_id: str, drivers: list[str], interior: str, workdir: Path) -> dict:
+def clip_result(clip_id: str, drivers: list[str], workdir: Path) -> dict:
     """Every measure of one clip, per driver, plus the still-photo SSIM baseline."""
     with np.load(LANDMARK_DIR / f"{clip_id}.npz") as data:
         real_points, found = data["points"], data["found"]
@@ -159,7 +152,7 @@ def clip_result(clip_id: str, drivers: list[str], interior: str, workdir: Path) 
     audio = video.audio.astype(np.float32) / 32768.0
     for name in drivers:
         rows = drive(make_driver(name, clock, clip_id, len(audio)), audio, n, clock)
-        gen_frames = render_frames(frames[first], rows, workdir / clip_id / name, interior)
+        gen_frames = render_frames(frames[first], rows, workdir / clip_id / name)
         tracker = MeshTracker()
         try:
             gen_points = tracker(gen_frames)
@@ -238,7 +231,6 @@ def main() -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drivers", default="learned,loudness")
-    parser.add_argument("--interior", choices=("atlas", "procedural"), default="atlas")
     parser.add_argument("--limit", type=int, default=0, help="first N dev clips (0: all 45)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/lipstream-face-shape"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/face_shape.json"))
@@ -251,7 +243,7 @@ def main() -> None:
     started = time.monotonic()
     results = []
     for clip_id in dev_ids:
-        res = clip_result(clip_id, drivers, args.interior, args.workdir)
+        res = clip_result(clip_id, drivers, args.workdir)
         logger.info("%s %s", clip_id, {d: res[d] for d in drivers})
         if args.sheet is not None and len(results) % 5 == 0:
             results.append(res)  # keeps frames of every 5th clip for the sheet

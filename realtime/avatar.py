@@ -65,22 +65,15 @@ RIG_FIELDS: tuple[str, ...] = (
     "width_band_px",  # vertical extent of the lip-spreading field around the seam
     "pivot_x",  # centre of the idle head roll (below the chin), crop px
     "pivot_y",
-    "teeth_r",  # colours of the synthetic mouth interior, 0..255, matched to the photo's exposure
+    "teeth_r",  # upper teeth colour for a /f v/ tuck, 0..255, matched to the photo (or its teeth)
     "teeth_g",
     "teeth_b",
-    "cavity_r",
-    "cavity_g",
-    "cavity_b",
-    "tongue_r",
-    "tongue_g",
-    "tongue_b",
     "mouth_row0",  # rows [row0, row1) of the crop where the lip and jaw fields can be non-zero
     "mouth_row1",
     "eye_row0",  # rows where the eyelids can move
     "eye_row1",
     "teeth_row0",  # rows where the mouth interior can show (inside the mouth rows)
     "teeth_row1",
-    "atlas_w",  # 0..1: the exemplar interior (1) or the procedural one (0) between the lips
 )
 """Order of the per-avatar scalars in ``Avatar.rig`` and the generator input ``rig``."""
 

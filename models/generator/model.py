@@ -15,8 +15,9 @@ Per output pixel p (crop px) the graph computes a source point and samples the c
    over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
 5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
-6. the gap between the lips (exactly where step 3 opened it) is painted with a procedural interior:
-   dark cavity, tongue, lower and upper teeth fixed to the jaw and skull.
+6. the gap between the lips (exactly where step 3 opened it) is painted from the mouth-interior
+   atlas cut from GRID s1 (``atlas.py``), recoloured to the photo by the builder; a /f v/ tuck
+   shows the upper teeth's edge instead.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from lipstream.realtime.avatar import (
     RIG_FIELDS,
 )
 from torch import nn
-from torch.nn import functional as F
 
 ROUND_GAIN = 1.8  # corner displacement per unit of negative width (rounding), see _mouth_geometry
 ROUND_FULL = 0.04  # width (face heights, negative) at which the gap is fully gathered into an oval
@@ -112,12 +112,10 @@ class Generator(nn.Module):
         warped = self._bilinear(face, src_x, src_y, n)
         t0, t1 = self._band(r, "teeth", n)
         inner = {k: (v[t0 - m0 : t1 - m0] if v.dim() == 1 else v) for k, v in geo.items()}
-        mask, colour = self._interior(r, inner)
-        real = self._atlas(interior, inner, pose)
-        # Exemplar interior (cut from GRID s1, recoloured to the photo) where the rig asks for it;
-        # a /f v/ tuck shows the upper teeth's edge, which the procedural teeth draw.
-        w_atlas = r["atlas_w"] * (1.0 - inner["tuck"])
-        colour = colour + w_atlas * (real - colour)
+        mask, teeth = self._interior(r, inner)
+        colour = self._atlas(interior, inner, pose)
+        # A /f v/ tuck opens only a sliver under the upper lip: the upper teeth's edge fills it.
+        colour = colour + inner["tuck"] * (teeth - colour)
         mask = mask * m["border_w"][t0:t1]
         part = warped[:, t0:t1]
         out = torch.cat([warped[:, :t0], part + mask * (colour - part), warped[:, t1:]], dim=1)
@@ -317,51 +315,12 @@ class Generator(nn.Module):
 
     @staticmethod
     def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask (P,) of the lip gap and the procedural interior colour (3, P), 0..255."""
+        """Mask (P,) of the lip gap and the upper teeth's colour there (3, P), 0..255."""
         s, up, lo = g["s"], g["up"], g["lo"]
         inside = torch.minimum(s + up, lo - s)  # px from the nearer lip edge
         mask = _ramp(inside)
-        h = r["face_h_px"]
         t_abs = g["t_rest"]
         side = _ramp(1.0 - t_abs * t_abs)
-        # Upper teeth hang from the skull: edge just below the rest seam, rising to the sides.
-        up_edge = 0.022 * h - 0.03 * h * t_abs * t_abs
-        upper = _ramp(up_edge - s) * _ramp((0.8 - torch.abs(t_abs)) * 8.0)
-        # Lower teeth ride on the jaw; their tops show above the lower lip in wide vowels.
-        lo_edge = g["jaw_c"] - 0.022 * h + 0.04 * h * t_abs * t_abs
-        lower = _ramp(s - lo_edge) * _ramp((0.6 - torch.abs(t_abs)) * 8.0)
-        tongue_top = 0.55 * g["jaw_c"] + 0.05 * h * t_abs * t_abs
-        tongue = _ramp((s - tongue_top) / 3.0) * 0.85
         lines = 1.0 - 0.3 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.015)
-        teeth_shade = (0.55 + 0.45 * side) * lines
-        lip_shadow = 0.6 + 0.4 * _ramp((s + up) / (0.025 * h))
-        # The cavity is lit near the lips and dark deep inside and towards the corners.
-        deep = _ramp(inside / (0.03 * h))
-        cavity = (1.45 - 0.8 * deep) * (0.55 + 0.45 * side)
-        colours = []
-        for ch in "rgb":
-            c = r["cavity_" + ch] * cavity
-            c = c + tongue * (r["tongue_" + ch] * (0.7 + 0.3 * side) - c)
-            c = c + lower * (r["teeth_" + ch] * teeth_shade * 0.75 - c)
-            c = c + upper * (r["teeth_" + ch] * teeth_shade - c)
-            colours.append(c * lip_shadow)
-        return mask, torch.stack(colours, dim=0)
-
-
-class Compositor(nn.Module):
-    """Upscales a generator crop to the face view and blends it over the still frame.
-
-    Used only for avatars whose face view is larger than the generator's crop (close-ups): inside
-    ``alpha`` the view shows the (softer) upscaled render, outside it the sharp still frame.
-    """
-
-    def forward(
-        self, crop: torch.Tensor, backdrop: torch.Tensor, alpha: torch.Tensor
-    ) -> torch.Tensor:
-        """``crop (N,N,3)``, ``backdrop (3,C,C)`` uint8 and ``alpha (C,C)`` -> ``(C,C,3)`` uint8."""
-        image = crop.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-        size = (backdrop.shape[1], backdrop.shape[2])
-        up = F.interpolate(image, size=size, mode="bilinear", align_corners=False)[0]
-        still = backdrop.to(torch.float32)
-        out = still + alpha * (up - still)
-        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8).permute(1, 2, 0)
+        shade = (0.55 + 0.45 * side) * lines
+        return mask, torch.stack([r["teeth_" + ch] * shade for ch in "rgb"], dim=0)

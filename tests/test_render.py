@@ -194,7 +194,7 @@ def test_measured_opening_follows_the_open_parameter(renderers: dict[str, Render
         measured = [_opening(lm) for lm in lms]  # type: ignore[arg-type]
         assert measured[0] < 0.01, (name, measured)
         assert all(b > a for a, b in zip(measured, measured[1:], strict=False)), (name, measured)
-        assert 0.05 < measured[-1] < 0.16, (name, measured)
+        assert 0.05 < measured[-1] < 0.2, (name, measured)  # drawn OPEN_GAIN (1.25) x
 
 
 def test_open_mouth_is_darker_than_skin_and_not_a_uniform_band(

@@ -70,11 +70,8 @@ def rows_for(photo: Path, cache: Path, framing: str) -> tuple[np.ndarray, np.nda
         pose = FramePose(0, np.array(mouth_params, np.float32), blink=blink)
         crop = renderer.render_crop(pose)
         frame = renderer.render(pose)
-        cell_h = int(round(CELL_PX * frame.shape[0] / frame.shape[1]))
-        face = np.zeros((CELL_PX * 720 // 512, CELL_PX, 3), np.uint8)
-        face[:cell_h] = cv2.resize(frame, (CELL_PX, cell_h), interpolation=cv2.INTER_AREA)[
-            : face.shape[0]
-        ]
+        cell_h = int(round(CELL_PX * frame.shape[0] / frame.shape[1]))  # rows may differ in height
+        face = cv2.resize(frame, (CELL_PX, cell_h), interpolation=cv2.INTER_AREA)
         mouth = cv2.resize(crop[my : my + ms, mx : mx + ms], (MOUTH_CELL_PX, MOUTH_CELL_PX),
                            interpolation=cv2.INTER_CUBIC)  # fmt: skip
         faces.append(_label(face, f"{photo.stem} {label}"))

@@ -26,7 +26,7 @@ from lipstream.avatar.errors import (
     NoFaceError,
     ProfileFaceError,
 )
-from lipstream.avatar.framing import plan_framing, render_frame
+from lipstream.avatar.framing import FRAMINGS, plan_framing, render_frame
 from lipstream.realtime.avatar import ARRAYS_FILE, FORMAT_VERSION, META_FILE, RIG_FIELDS
 
 MIN_FACE_PX = 64  # detector box width below which lips are a handful of pixels
@@ -63,8 +63,18 @@ def default_photo() -> Path:
     return Path(__file__).resolve().parent / "data" / "astronaut.png"
 
 
+
+
+def _avatar_dir(root: Path, avatar_id: str, framing: str) -> Path:
+    suffix = "" if framing == "auto" else f"-{framing}"
+    return root / f"{avatar_id}-v{FORMAT_VERSION}{suffix}"
+
+
 def build_avatar(
-    photo: bytes | Path, cache_dir: Path | None = None, progress: bool = False
+    photo: bytes | Path,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    framing: str = "auto",
 ) -> BuiltAvatar:
     """Builds (or finds in the cache) the avatar for one photo.
 
@@ -72,6 +82,8 @@ def build_avatar(
         photo: image bytes or a path to an image file.
         cache_dir: where avatar directories live; default ``default_cache_dir()``.
         progress: show a progress bar on stderr (for the CLI).
+        framing: ``auto`` (webcam-like head and shoulders) or ``photo`` (the photo as it is);
+            each framing is cached apart.
 
     Raises:
         AvatarError: a subclass saying why the photo cannot work (not an image, no face, too small,
@@ -80,7 +92,9 @@ def build_avatar(
     data = Path(photo).read_bytes() if isinstance(photo, Path | str) else bytes(photo)
     avatar_id = hashlib.sha256(data).hexdigest()
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = root / f"{avatar_id}-v{FORMAT_VERSION}"
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not one of {FRAMINGS}")
+    final = _avatar_dir(root, avatar_id, framing)
     cached = _read_cached(final, avatar_id)
     if cached is not None:
         return cached
@@ -89,7 +103,7 @@ def build_avatar(
     steps.advance("face detection")
     lm, notes = _find_face(rgb)
     steps.advance("framing and rig")
-    meta, arrays = _make_avatar(rgb, lm, avatar_id, notes)
+    meta, arrays = _make_avatar(rgb, lm, avatar_id, notes, framing)
     steps.advance("writing")
     _write_atomic(root, final, meta, arrays)
     steps.close()
@@ -97,7 +111,9 @@ def build_avatar(
     return BuiltAvatar(avatar_id, final, notes)
 
 
-def cached_avatar(avatar_id: str, cache_dir: Path | None = None) -> BuiltAvatar | None:
+def cached_avatar(
+    avatar_id: str, cache_dir: Path | None = None, framing: str = "auto"
+) -> BuiltAvatar | None:
     """The avatar already built for ``avatar_id`` in the cache, or None (also for a malformed id).
 
     Lets a server process use an avatar that another process built, knowing only its id.
@@ -105,7 +121,7 @@ def cached_avatar(avatar_id: str, cache_dir: Path | None = None) -> BuiltAvatar 
     if not re.fullmatch(r"[0-9a-f]{64}", avatar_id):  # a SHA-256 hex digest, never a path
         return None
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return _read_cached(root / f"{avatar_id}-v{FORMAT_VERSION}", avatar_id)
+    return _read_cached(_avatar_dir(root, avatar_id, framing), avatar_id)
 
 
 def _read_cached(final: Path, avatar_id: str) -> BuiltAvatar | None:
@@ -149,10 +165,10 @@ def check_frontal(lm: np.ndarray) -> None:
 
 
 def _make_avatar(
-    rgb: np.ndarray, lm_photo: np.ndarray, avatar_id: str, notes: tuple[str, ...]
+    rgb: np.ndarray, lm_photo: np.ndarray, avatar_id: str, notes: tuple[str, ...], mode: str
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Frames the photo, closes the mouth, fits the rig; returns (meta, arrays) as stored."""
-    framing = plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo)
+    framing = plan_framing((rgb.shape[1], rgb.shape[0]), lm_photo, mode)
     frame = render_frame(rgb, framing)
     x0, y0 = framing.view_xy
     c, n = framing.view_px, framing.crop_px
@@ -172,11 +188,13 @@ def _make_avatar(
         mf = rig.mouth_frame(lm)
         lp = rig.lip_profile(lm, mf)
     arrays["rig"], arrays["maps"] = rig.build_rig(view, lm, mf, lp, teeth)
+    arrays["interior"] = rig.interior_texture(view, lm, teeth)
     arrays["face"] = view
     meta = {
         "format_version": FORMAT_VERSION,
         "avatar_id": avatar_id,
         "notes": list(notes),
+        "framing": mode,
         "frame_wh": list(framing.frame_wh),
         "crop_xy": [x0, y0],
         "view_px": c,

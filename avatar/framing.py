@@ -3,7 +3,7 @@
 A frame (at least 512x512, at most 1280x720, even sides) around the face, filled with the photo
 where possible. The face view (the square the generator renders) is at most ``MAX_VIEW_PX``; the
 generator itself works on at most ``MAX_CROP_PX``, so its cost is bounded, and larger views are
-upscaled and blended into the frame by the compositor.
+upscaled and blended into the frame by the renderer.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ FILL_BLUR_SIGMA_PX = 40.0  # background fill where the frame reaches past the ph
 FILL_DIM = 0.85
 FILL_EDGE_SIGMA_PX = 6.0  # soft edge between the photo and the fill
 FACE_CENTRE_FROM_TOP = 0.45  # where the face centre sits in the frame, fraction of frame height
+FRAMINGS = ("auto", "photo")
+"""``auto``: a webcam-like head-and-shoulders frame, AUTO_FRAME_PX square, the face (landmarks
+10-152) AUTO_FACE_FRACTION of its height, centred across and AUTO_FACE_CENTRE_FROM_TOP down.
+``photo``: the photo itself, scaled so the face renders 1:1 where possible (the first behaviour)."""
+AUTO_FRAME_PX = 512  # 512x512: a quarter of 720p's pixels to encode per session
+AUTO_FACE_FRACTION = 0.45
+AUTO_FACE_CENTRE_FROM_TOP = 0.42  # face centre a little above the middle leaves room for shoulders
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Framing:
 
     ``frame = photo * scale - offset`` (px). The face *view* is ``view_px`` square at ``view_xy`` in
     the frame; the generator works on it at ``crop_px`` (= ``view_px`` when the face is small enough
-    to render 1:1, else fewer pixels, upscaled and blended back by the compositor).
+    to render 1:1, else fewer pixels, upscaled and blended back by the renderer).
     """
 
     scale: float
@@ -61,18 +68,29 @@ def _scale(photo_wh: tuple[int, int], face_h: float) -> float:
     return min(cover, MAX_VIEW_PX / (CROP_PER_FACE_H * face_h))
 
 
-def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray) -> Framing:
-    """Chooses the output frame (>= 512x512, <= 1280x720, even) and face view for a photo."""
+def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray, mode: str = "auto") -> Framing:
+    """Chooses the output frame (>= 512x512, <= 1280x720, even) and face view for a photo.
+
+    ``mode`` is one of ``FRAMINGS``.
+    """
+    if mode not in FRAMINGS:
+        raise ValueError(f"framing {mode!r} is not one of {FRAMINGS}")
     pw, ph = photo_wh
     face_h = face_height(lm)
     centre = (lm[FOREHEAD, :2] + lm[CHIN, :2]) / 2.0
-    scale = _scale(photo_wh, face_h)
-    fw = min(max(_even(pw * scale), MIN_FRAME_PX), MAX_FRAME_W)
-    fh = min(max(_even(ph * scale), MIN_FRAME_PX), MAX_FRAME_H)
+    if mode == "auto":
+        fw = fh = AUTO_FRAME_PX
+        scale = min(AUTO_FACE_FRACTION * fh, MAX_VIEW_PX / CROP_PER_FACE_H) / face_h
+        from_top = AUTO_FACE_CENTRE_FROM_TOP
+    else:
+        scale = _scale(photo_wh, face_h)
+        fw = min(max(_even(pw * scale), MIN_FRAME_PX), MAX_FRAME_W)
+        fh = min(max(_even(ph * scale), MIN_FRAME_PX), MAX_FRAME_H)
+        from_top = FACE_CENTRE_FROM_TOP
     offs = []
     for size_s, frame_n, c, frac in (
         (pw * scale, fw, centre[0], 0.5),
-        (ph * scale, fh, centre[1], FACE_CENTRE_FROM_TOP),
+        (ph * scale, fh, centre[1], from_top),
     ):
         o = c * scale - frac * frame_n
         o = (size_s - frame_n) / 2.0 if size_s <= frame_n else min(max(o, 0.0), size_s - frame_n)

@@ -8,10 +8,20 @@ continuous coordinates in the same system.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
-from lipstream.realtime.avatar import MAP_CHANNELS, MAX_HEAD_SHIFT, MAX_OPEN, RIG_FIELDS
+from lipstream.realtime.avatar import (
+    MAP_CHANNELS,
+    MAX_HEAD_SHIFT,
+    MAX_JAW,
+    MAX_OPEN,
+    MAX_PROTRUDE,
+    RIG_FIELDS,
+    TUCK_LIFT,
+)
 
 # MediaPipe face-mesh landmark indices.
 FOREHEAD, CHIN, NOSE_TIP, NOSE_BASE = 10, 152, 1, 2
@@ -48,8 +58,6 @@ LID_BAND_PER_EYE_H = 0.9  # upper-lid skin that covers the eye in a blink, per e
 BORDER_FADE_FRACTION = 0.08  # of the crop side, at each edge, over which every field fades out
 MIN_GAP_TO_CLOSE_PX = 1.0
 TEETH_RGB = (212.0, 202.0, 182.0)
-CAVITY_RGB = (62.0, 20.0, 24.0)
-TONGUE_RGB = (125.0, 52.0, 58.0)  # in shadow: a bright tongue reads as the lower lip to MediaPipe
 NOMINAL_SKIN_LUMA = 150.0  # skin brightness for which the colours above are right
 MIN_TEETH_GAP_PX = 4.0  # photo lip gap below which its teeth are too few pixels to sample
 MIN_TEETH_PIXELS = 40
@@ -246,10 +254,11 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
     n, h, alpha = values["crop_px"], values["face_h_px"], values["alpha_up"]
     cy, half_w, tilt = values["mouth_cy"], values["half_w_px"], abs(values["right_y"])
     margin = MAX_HEAD_SHIFT * h + 2.0
-    max_gap = MAX_OPEN * h / (1.0 - (1.0 - alpha) * MAX_OPEN)
+    max_gap = MAX_OPEN * h * (1.0 + MAX_JAW)
+    max_up = alpha * max_gap + TUCK_LIFT * h + MAX_PROTRUDE * h
     slop = tilt * values["jaw_half_w"] * half_w * 1.2
     top = min(values["nose_s_px"], -1.5 * values["width_band_px"])
-    bottom = values["chin_s_px"] + (1.0 - alpha) * max_gap + values["neck_px"]
+    bottom = values["chin_s_px"] + max(MAX_JAW * h, (1.0 - alpha) * max_gap) + values["neck_px"]
     seam = abs(values["seam_k1_px"]) + abs(values["seam_k2_px"]) + tilt * half_w * 1.2
     rows_with_eyes = np.nonzero((eye_s < 1e3).any(axis=1))[0]
     eye0, eye1 = (rows_with_eyes.min(), rows_with_eyes.max() + 1) if rows_with_eyes.size else (0, 0)
@@ -259,7 +268,7 @@ def row_bands(values: dict[str, float], eye_s: np.ndarray) -> dict[str, float]:
 
     mouth = (clip(cy + top - slop - margin), clip(cy + bottom + slop + margin))
     teeth = (
-        clip(cy - alpha * max_gap - seam - margin),
+        clip(cy - max_up - seam - margin),
         clip(cy + (1 - alpha) * max_gap + seam + margin),
     )
     return {
@@ -292,7 +301,7 @@ def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndar
 def interior_colours(
     crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None
 ) -> np.ndarray:
-    """Teeth, cavity and tongue RGB (9,) scaled to the photo's skin brightness (cheeks).
+    """Teeth RGB (3,) scaled to the photo's skin brightness (cheeks).
 
     ``teeth``, when the photo shows its own, replaces the default teeth colour.
     """
@@ -306,10 +315,55 @@ def interior_colours(
         float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
     )
     exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
-    colours = np.array(TEETH_RGB + CAVITY_RGB + TONGUE_RGB, np.float32) * exposure
+    colours = np.array(TEETH_RGB, np.float32) * exposure
     if teeth is not None:
         colours[:3] = np.clip(teeth * TEETH_BRIGHTEN, 0.0, 255.0)
     return colours
+
+
+ATLAS_PATH = Path(__file__).resolve().parents[1] / "models" / "generator" / "interior_atlas.npz"
+ATLAS_TEETH_GAIN = (0.7, 1.4)  # per-channel range of the pull towards the photo's own teeth
+
+
+@lru_cache(maxsize=1)
+def _atlas() -> np.ndarray:
+    with np.load(ATLAS_PATH) as data:
+        return data["atlas"].astype(np.float32)
+
+
+def _to_linear(rgb: np.ndarray) -> np.ndarray:
+    x = np.asarray(rgb, np.float32) / 255.0
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(lin: np.ndarray) -> np.ndarray:
+    x = np.clip(lin, 0.0, 1.0)
+    return 255.0 * np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def interior_texture(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None) -> np.ndarray:
+    """The mouth-interior atlas recoloured to this photo: ``(ATLAS_TEXELS, 3)`` float32 sRGB.
+
+    The atlas holds GRID s1's interiors in linear RGB relative to the cheeks that lit them; times
+    this photo's cheek colour it takes the photo's exposure and white balance. Where the photo shows
+    its own teeth, the atlas's teeth (its brightest texels) are pulled to their colour.
+    """
+    atlas = _atlas()
+    cheeks = lm[[50, 280, 117, 346], :2].astype(int)
+    n = crop.shape[0]
+    patches = [
+        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)].reshape(-1, 3)
+        for x, y in cheeks
+    ]
+    skin = np.median(_to_linear(np.concatenate(patches)), axis=0)
+    lin = atlas * skin
+    if teeth is not None:
+        luma = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        bright = lin[luma >= np.percentile(luma, 95)].reshape(-1, 3).mean(0)
+        gain = np.clip(_to_linear(teeth) / np.maximum(bright, 1e-4), *ATLAS_TEETH_GAIN)
+        weight = np.clip(luma / max(float(np.percentile(luma, 95)), 1e-4), 0.0, 1.0)[..., None]
+        lin = lin * (1.0 + weight * (gain - 1.0))
+    return np.ascontiguousarray(_to_srgb(lin).reshape(-1, 3), dtype=np.float32)
 
 
 def build_rig(
@@ -333,9 +387,8 @@ def build_rig(
         "width_band_px": WIDTH_BAND_PER_FACE_H * face_h, "pivot_x": pivot[0], "pivot_y": pivot[1],
     }  # fmt: skip
     colours = interior_colours(crop, lm, teeth)
-    for i, name in enumerate(("teeth", "cavity", "tongue")):
-        for j, ch in enumerate("rgb"):
-            values[f"{name}_{ch}"] = colours[3 * i + j]
+    for j, ch in enumerate("rgb"):
+        values[f"teeth_{ch}"] = colours[j]
     xs, ys = pixel_grid(n)
     head_w, border_w = weight_maps(lm, n)
     eye_s, eye_h, eye_m = eye_maps(lm, n)

@@ -1,6 +1,7 @@
 """Render speed: generator alone and full ``Renderer.render`` per photo, one onnxruntime thread.
 
 Run: OMP_NUM_THREADS=1 python bench/render_speed.py [--photos ../shared/photos] [--repeats 200]
+    [--framing auto|photo]
 Writes bench/results/render_speed.json. Reports min and median per call (the machine is shared, so
 min is the cost, median the cost under contention), as faster-whisper's speed benchmark does.
 """
@@ -34,7 +35,9 @@ def _poses(count: int) -> list[FramePose]:
     return [
         FramePose(
             int(k),
-            np.array([0.06 + 0.05 * np.sin(k * 0.7), 0.03 * np.sin(k * 0.3)], np.float32),
+            np.array([0.06 + 0.05 * np.sin(k * 0.7), 0.03 * np.sin(k * 0.3),
+                      0.03 + 0.025 * np.sin(k * 0.7), 0.01 * np.sin(k * 0.4),
+                      max(0.0, np.sin(k * 0.9)), max(0.0, np.sin(k * 1.3))], np.float32),
             blink=float(max(0.0, np.sin(k * 0.2))),
             head=np.array([0.01 * np.sin(k * 0.05), 0.005, 0.02 * np.sin(k * 0.03)], np.float32),
         )
@@ -68,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "photos")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--framing", choices=("auto", "photo"), default="auto")
     parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "render_speed.json"
     )
@@ -79,9 +83,10 @@ def main() -> None:
     photos["obama closeup (crop 330:680, 120:470)"] = _closeup(args.photos / "obama.jpg")
     with tempfile.TemporaryDirectory() as cache:
         for name, photo in photos.items():
-            avatar = Avatar.load(build_avatar(photo, cache_dir=Path(cache)).path)
+            built = build_avatar(photo, cache_dir=Path(cache), framing=args.framing)
+            avatar = Avatar.load(built.path)
             renderer = Renderer(avatar, threads=1)
-            row = {"photo": name, "frame_wh": list(avatar.frame_size),
+            row = {"photo": name, "framing": args.framing, "frame_wh": list(avatar.frame_size),
                    "view_px": avatar.view_px, "crop_px": avatar.crop_px,
                    "generator": _time_calls(renderer.render_crop, poses),
                    "render": _time_calls(renderer.render, poses)}  # fmt: skip

@@ -19,15 +19,28 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 5
 """Bumped whenever the files below change meaning; cached avatars of another version are rebuilt."""
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
 MAX_WIDTH = 0.1  # face heights, either way
+MAX_JAW = 0.08  # face heights the chin may drop (GRID s1's widest /ay/ ~0.06); bounds the jaw rows
+MIN_JAW = -0.01  # the jaw barely closes past rest
+MAX_PROTRUDE = 0.03  # face heights of vermilion change either way (s1: sd 0.009)
+TUCK_LIFT = 0.02  # face heights the upper lip lifts in a full /f v/ tuck, showing the teeth's edge
 # Idle head motion the row bands allow for: the mouth may move MAX_HEAD_SHIFT face heights (dx, dy
 # are clamped to half of it each, roll to MAX_HEAD_ROLL about a pivot below the chin).
 MAX_HEAD_SHIFT = 0.04
 MAX_HEAD_ROLL = 0.03  # rad
+
+# Layout of the mouth-interior atlas (``models/generator/atlas.py`` cuts it from GRID s1): cells at
+# these inner-lip openings and widths (face heights), each ROWS x COLS texels spanning the lip gap
+# from the upper lip's inner edge to the lower's and T in [-ATLAS_T_SPAN, ATLAS_T_SPAN].
+ATLAS_OPEN = (0.02, 0.045, 0.07, 0.095)
+ATLAS_WIDTH = (-0.025, 0.0, 0.025)
+ATLAS_ROWS, ATLAS_COLS = 12, 40
+ATLAS_T_SPAN = 0.95
+ATLAS_TEXELS = len(ATLAS_OPEN) * len(ATLAS_WIDTH) * ATLAS_ROWS * ATLAS_COLS
 
 META_FILE = "meta.json"
 ARRAYS_FILE = "arrays.npz"
@@ -52,15 +65,9 @@ RIG_FIELDS: tuple[str, ...] = (
     "width_band_px",  # vertical extent of the lip-spreading field around the seam
     "pivot_x",  # centre of the idle head roll (below the chin), crop px
     "pivot_y",
-    "teeth_r",  # colours of the synthetic mouth interior, 0..255, matched to the photo's exposure
+    "teeth_r",  # upper teeth colour for a /f v/ tuck, 0..255, matched to the photo (or its teeth)
     "teeth_g",
     "teeth_b",
-    "cavity_r",
-    "cavity_g",
-    "cavity_b",
-    "tongue_r",
-    "tongue_g",
-    "tongue_b",
     "mouth_row0",  # rows [row0, row1) of the crop where the lip and jaw fields can be non-zero
     "mouth_row1",
     "eye_row0",  # rows where the eyelids can move
@@ -108,6 +115,8 @@ class Avatar:
         face: ``(N * N, 12)`` uint8, the face crop (N = ``crop_px``) that the generator
             warps, in quad layout (see ``quad_layout``).
         maps: ``(len(MAP_CHANNELS), N * N)`` float32 per-pixel rig maps, pixels flattened likewise.
+        interior: ``(ATLAS_TEXELS, 3)`` float32 sRGB 0..255, the mouth-interior atlas recoloured
+            to this photo (generator input ``interior``).
         rig: ``(len(RIG_FIELDS),)`` float32 per-avatar scalars.
         crop_xy: top-left corner ``(x, y)`` of the face view in the frame, px.
         view_px: side of the face view in frame pixels; equals ``crop_px`` unless the face is large
@@ -122,6 +131,7 @@ class Avatar:
     face: np.ndarray
     maps: np.ndarray
     rig: np.ndarray
+    interior: np.ndarray
     crop_xy: tuple[int, int]
     view_px: int
     alpha: np.ndarray | None = None
@@ -149,7 +159,7 @@ class Avatar:
         try:
             meta = json.loads((root / META_FILE).read_text())
             with np.load(root / ARRAYS_FILE) as data:
-                names = ("frame", "face", "maps", "rig", "alpha")
+                names = ("frame", "face", "maps", "rig", "interior", "alpha")
                 arrays = {k: data[k] for k in names if k in data}
         except (OSError, ValueError, KeyError) as exc:
             raise AvatarFormatError(f"{root} is not a built avatar: {exc}") from exc
@@ -169,6 +179,9 @@ class Avatar:
         face = quad_layout(arrays["face"])
         maps = np.ascontiguousarray(arrays["maps"].reshape(-1, n * n), dtype=np.float32)
         rig = np.ascontiguousarray(arrays["rig"], dtype=np.float32)
+        interior = np.ascontiguousarray(arrays["interior"], dtype=np.float32).reshape(-1, 3)
+        if interior.shape != (ATLAS_TEXELS, 3):
+            raise AvatarFormatError(f"interior atlas has shape {interior.shape}")
         x0, y0 = (int(v) for v in meta["crop_xy"])
         view = int(meta.get("view_px", n))
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
@@ -187,7 +200,7 @@ class Avatar:
             alpha = np.ascontiguousarray(arrays["alpha"], dtype=np.float32)
             still = frame[y0 : y0 + view, x0 : x0 + view]
             backdrop = np.ascontiguousarray(still.transpose(2, 0, 1))
-        for arr in (frame, face, maps, rig, alpha, backdrop):
+        for arr in (frame, face, maps, rig, interior, alpha, backdrop):
             if arr is not None:
                 arr.setflags(write=False)
         return cls(
@@ -196,6 +209,7 @@ class Avatar:
             face=face,
             maps=maps,
             rig=rig,
+            interior=interior,
             crop_xy=(x0, y0),
             view_px=view,
             alpha=alpha,

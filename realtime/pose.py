@@ -1,9 +1,8 @@
 """What the motion stage hands the renderer for one video frame.
 
-The mouth is described by a few geometric parameters measured the same way on real faces (GRID
-landmarks, for training) and on our renders (for evaluation), so a model trained on one drives the
-other
-without a hand-made mapping. All lengths are in units of face height: the distance between MediaPipe
+The mouth is described by a few parameters measured the same way on real faces (GRID landmarks
+and alignments, for training) and on our renders (for evaluation), so a model trained on one drives
+the other without a hand-made mapping. Lengths are in face heights: the distance between MediaPipe
 face-mesh landmarks 10 (top of forehead) and 152 (chin).
 """
 
@@ -13,13 +12,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MOUTH_PARAMS: tuple[str, ...] = ("open", "width")
-"""Order of the columns of every mouth-parameter array.
+MOUTH_PARAMS: tuple[str, ...] = ("open", "width", "jaw", "protrude", "press", "tuck")
+"""Order of the columns of every mouth-parameter array. This is the contract that viseme and
+blendshape mappings read; measured on GRID s1 by ``models/motion/dataset.py`` (``load_clip``).
 
-- ``open``: inner-lip gap, landmarks 13-14, in face heights; 0 is closed, ~0.12 is wide open.
-- ``width``: mouth-corner distance (landmarks 61-291) minus the speaker's rest value, in face
-heights;
-  negative is rounded (/uw/), positive is spread (/iy/).
+- ``open``: inner-lip gap, landmarks 13-14, over the frame's face height; 0 closed, ~0.12 wide open.
+- ``width``: mouth-corner distance (61-291) over face height, minus the speaker's rest value;
+  negative is rounded (/uw/ /w/ /r/), positive is spread (/iy/ /eh/).
+- ``jaw``: jaw drop, the nose-tip-to-chin distance (1-152) minus its rest value, in rest face
+  heights; 0 at rest, ~0.05 in a wide /aa/ /ay/. The chin, jawline and lower cheeks follow it.
+- ``protrude``: lip protrusion/eversion, the change of the two vermilion heights (0-13 plus 14-17)
+  from rest, in rest face heights; positive when the lips push forward and show more red (/uw/,
+  /ow/, /b/ release, /sh/), negative when they stretch thin (/iy/ /s/). MediaPipe's depth did not
+  follow rounding on GRID, so this 2-D proxy stands for protrusion.
+- ``press``: 0..1, bilabial closure (/m b p/): the lips meet and roll in, whatever ``open`` says.
+- ``tuck``: 0..1, labiodental (/f v/): the lower lip rises under the upper teeth, whose edge shows.
+
+``press`` and ``tuck`` are gestures, labelled from forced-aligned phones (MediaPipe does not
+resolve them at GRID's resolution); the others are geometry.
 """
 N_MOUTH_PARAMS = len(MOUTH_PARAMS)
 REST_MOUTH = np.zeros(N_MOUTH_PARAMS, dtype=np.float32)

@@ -12,14 +12,14 @@ import logging
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
-from lipstream.realtime.pose import FramePose
+from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
-COMPOSITOR_ONNX = GENERATOR_ONNX.with_name("compositor.onnx")
-POSE_FIELDS: tuple[str, ...] = ("open", "width", "blink", "head_dx", "head_dy", "head_roll")
+POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "head_roll")
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
 
 logger = logging.getLogger(__name__)
@@ -89,10 +89,18 @@ class Renderer:
         self._crop_shape = (n, n, 3)
         self._rows = slice(y0, y0 + view)
         self._cols = slice(x0, x0 + view)
-        self._compositor: ort.InferenceSession | None = None
-        if avatar.alpha is not None:
-            self._compositor = generator_session(COMPOSITOR_ONNX, threads, providers)
-        self._feed_static = {"face": avatar.face, "maps": avatar.maps, "rig": avatar.rig}
+        self._blend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if avatar.alpha is not None and avatar.backdrop is not None:
+            # Close-ups: the crop is upscaled to the view and blended over the still frame there.
+            # cv2 does it in ~1 ms at 368 px; an ONNX Resize + blend graph took ~5 ms.
+            backdrop = np.ascontiguousarray(avatar.backdrop.transpose(1, 2, 0))
+            self._blend = (backdrop, avatar.alpha, np.ascontiguousarray(1.0 - avatar.alpha))
+        self._feed_static = {
+            "face": avatar.face,
+            "maps": avatar.maps,
+            "rig": avatar.rig,
+            "interior": avatar.interior,
+        }
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -102,10 +110,10 @@ class Renderer:
     def render_crop(self, pose: FramePose) -> np.ndarray:
         """The generator's face crop alone, ``(N, N, 3)`` uint8 RGB (N = ``avatar.crop_px``)."""
         head = np.asarray(pose.head, dtype=np.float32).reshape(3)
-        mouth = np.asarray(pose.mouth, dtype=np.float32).reshape(-1)
-        vec = np.array(
-            [mouth[0], mouth[1], pose.blink, head[0], head[1], head[2]], dtype=np.float32
-        )
+        mouth = np.zeros(N_MOUTH_PARAMS, np.float32)
+        given = np.asarray(pose.mouth, dtype=np.float32).reshape(-1)[:N_MOUTH_PARAMS]
+        mouth[: len(given)] = given  # a driver with fewer columns (open only) leaves the rest 0
+        vec = np.concatenate([mouth, np.array([pose.blink, *head[:3]], np.float32)])
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
         flat = self._session.run(None, {**self._feed_static, "pose": vec})[0]
         return flat.reshape(self._crop_shape)
@@ -113,16 +121,18 @@ class Renderer:
     def render_view(self, pose: FramePose) -> np.ndarray:
         """The face view as pasted into the frame, ``(V, V, 3)`` uint8 (V = ``avatar.view_px``)."""
         crop = self.render_crop(pose)
-        if self._compositor is None:
+        if self._blend is None:
             return crop
-        feed = {"crop": crop, "backdrop": self.avatar.backdrop, "alpha": self.avatar.alpha}
-        return self._compositor.run(None, feed)[0]
+        backdrop, alpha, rest = self._blend
+        view = self.avatar.view_px
+        up = cv2.resize(crop, (view, view), interpolation=cv2.INTER_LINEAR)
+        return cv2.blendLinear(up, backdrop, alpha, rest)
 
     def render(self, pose: FramePose) -> np.ndarray:
         """The full composited frame ``(H, W, 3)`` uint8 RGB for ``pose``; deterministic.
 
-        Safe to call from several threads at once. Costs one generator run (plus, for close-ups, one
-        compositor run) and one frame copy.
+        Safe to call from several threads at once. Costs one generator run (plus, for close-ups, an
+        upscale and blend of the view) and one frame copy.
         """
         view = self.render_view(pose)
         frame = self.avatar.frame.copy()

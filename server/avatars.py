@@ -56,9 +56,14 @@ class AvatarStore:
     """
 
     def __init__(
-        self, cache_dir: Path | None = None, render_threads: int = 1, max_uploads: int = 16
+        self,
+        cache_dir: Path | None = None,
+        render_threads: int = 1,
+        max_uploads: int = 16,
+        framing: str = "auto",
     ) -> None:
         self._cache_dir = cache_dir
+        self._framing = framing
         self._render_threads = render_threads
         self._max_uploads = max_uploads
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="avatar-build")
@@ -90,7 +95,7 @@ class AvatarStore:
             logger.info("Avatar %s evicted (over %d uploads)", old[:12], self._max_uploads)
 
     def _build(self, photo: bytes | Path) -> BuiltAvatar:
-        built = build_avatar(photo, cache_dir=self._cache_dir)
+        built = build_avatar(photo, cache_dir=self._cache_dir, framing=self._framing)
         self._renderers.setdefault(built.avatar_id, self._load(built))
         return built
 
@@ -114,7 +119,7 @@ class AvatarStore:
         return True
 
     def _load_cached(self, avatar_id: str) -> BuiltAvatar | None:
-        built = cached_avatar(avatar_id, self._cache_dir)
+        built = cached_avatar(avatar_id, self._cache_dir, framing=self._framing)
         if built is not None:
             self._renderers.setdefault(built.avatar_id, self._load(built))
         return built

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+from lipstream.avatar.framing import FRAMINGS
+
 from .options import DRIVERS, ServeOptions
 
 TOKEN_ENV = "LIPSTREAM_TOKEN"
@@ -64,6 +66,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         max_viewers=args.max_viewers,
         turn_secret=args.turn_secret or os.environ.get(TURN_SECRET_ENV) or None,
         max_uploads=args.max_uploads,
+        framing=args.framing,
     )
 
 
@@ -126,7 +129,9 @@ def _usable_cores() -> int:
 def _render(args: argparse.Namespace) -> int:
     from .offline import render_file
 
-    stats = render_file(args.avatar, args.audio, args.output, fps=args.fps, driver=args.driver)
+    stats = render_file(
+        args.avatar, args.audio, args.output, fps=args.fps, driver=args.driver, framing=args.framing
+    )
     print(json.dumps(stats))
     return 0
 
@@ -226,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, required=True)
     render.add_argument("--fps", type=int, default=25)
     render.add_argument("--driver", choices=DRIVERS, default="learned")
+    for sub in (serve, render):
+        sub.add_argument(
+            "--framing",
+            choices=FRAMINGS,
+            default="auto",
+            help="auto: webcam-like head and shoulders, 512x512; photo: the photo's own framing",
+        )
     render.set_defaults(run=_render)
 
     phonemes = commands.add_parser("phonemes", help="the streaming encoder's phones for a WAV")

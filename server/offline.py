@@ -55,11 +55,16 @@ def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
 
 
 def render_file(
-    photo: Path, audio_path: Path, output: Path, fps: int = 25, driver: str = "learned"
+    photo: Path,
+    audio_path: Path,
+    output: Path,
+    fps: int = 25,
+    driver: str = "learned",
+    framing: str = "auto",
 ) -> dict[str, float]:
     """Renders ``audio_path`` spoken by ``photo`` into ``output`` (H.264 + AAC MP4); timings."""
     started = time.perf_counter()
-    renderer = Renderer(Avatar.load(build_avatar(photo, progress=True).path))
+    renderer = Renderer(Avatar.load(build_avatar(photo, progress=True, framing=framing).path))
     clock = MediaClock(fps=fps)
     audio = read_audio_16k(audio_path)
     poses = render_poses(MotionPipeline(clock, make_driver(driver, clock)), audio)

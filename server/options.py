@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lipstream.avatar.framing import FRAMINGS
 from lipstream.realtime.driver import DRIVERS
 
 
@@ -27,6 +28,7 @@ class ServeOptions:
     max_viewers: int = 16  # WHEP viewers per channel
     turn_secret: str | None = None  # coturn's static-auth-secret: short-lived TURN credentials
     max_uploads: int = 16  # uploaded avatars kept (in memory and on disk), least recently used go
+    framing: str = "auto"  # avatar/framing.py: "auto" (webcam-like) or "photo" (as it is)
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
@@ -35,5 +37,7 @@ class ServeOptions:
             raise ValueError("max_sessions must be at least 1")
         if self.max_viewers < 0 or self.max_uploads < 1:
             raise ValueError("max_viewers must be at least 0 and max_uploads at least 1")
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"framing must be one of {FRAMINGS}, got {self.framing!r}")
         if self.token is not None and not self.token:
             raise ValueError("the token must not be empty")

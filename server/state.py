@@ -33,7 +33,11 @@ class ServerState:
     publishers: set[web.WebSocketResponse] = field(default_factory=set)  # open /ws/ingest sockets
 
     def __post_init__(self) -> None:
-        self.avatars = AvatarStore(self.options.cache_dir, max_uploads=self.options.max_uploads)
+        self.avatars = AvatarStore(
+            self.options.cache_dir,
+            max_uploads=self.options.max_uploads,
+            framing=self.options.framing,
+        )
         self.sessions = SessionRegistry(self.options.max_sessions)
         self.clock = MediaClock(fps=self.options.fps)
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lipstream.models.motion.dataset import SILENCE_DB, hop_levels_db, sil_row, windows
-from lipstream.models.motion.landmarks import mouth_params_raw
+from lipstream.models.motion.dataset import (
+    SILENCE_DB,
+    hop_levels_db,
+    shape_targets,
+    sil_row,
+    windows,
+)
+from lipstream.models.motion.landmarks import RAW_SHAPE_FIELDS, mouth_params_raw
 from lipstream.models.motion.metrics import lip_sync
 from lipstream.models.motion.scripted import HOP_SAMPLES as HOP
 from lipstream.models.motion.scripted import ScriptedEncoder
@@ -18,7 +24,7 @@ from lipstream.realtime.motion import (
     MotionModel,
 )
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES
-from lipstream.realtime.pose import N_MOUTH_PARAMS
+from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS
 
 
 def phone_track(phones: list[tuple[str, int]]) -> np.ndarray:
@@ -62,6 +68,37 @@ def test_open_vowel_opens_and_bilabial_closes(motion: MotionModel) -> None:
     assert out[0, 0] < 0.02  # silence: lips (nearly) together, in face heights
     assert out[1, 0] > out[0, 0] + 0.02  # /aa/ opens the mouth
     assert out[2, 0] < out[1, 0]  # closing into /m/
+
+
+def test_shape_parameters_follow_the_phone(motion: MotionModel) -> None:
+    """/uw/ rounds, /iy/ spreads, /m/ presses, /f/ tucks, /ay/ drops the jaw (held 160 ms)."""
+    w = motion.contract.window_frames
+    held = {p: phone_track([("SIL", w - 16), (p, 16)]) for p in ("UW", "IY", "M", "F", "AY", "N")}
+    speech = np.full((len(held), w), -20.0, np.float32)
+    out = dict(zip(held, motion(np.stack(list(held.values())), speech), strict=True))
+    col = {name: i for i, name in enumerate(MOUTH_PARAMS)}
+    assert out["UW"][col["width"]] < out["IY"][col["width"]] - 0.01
+    assert out["UW"][col["protrude"]] > out["IY"][col["protrude"]]
+    assert out["M"][col["press"]] > 0.5 > out["N"][col["press"]]
+    assert out["F"][col["tuck"]] > 0.5 > out["N"][col["tuck"]]
+    assert out["AY"][col["jaw"]] > out["M"][col["jaw"]] + 0.01
+
+
+def test_shape_targets_from_geometry() -> None:
+    """Rest subtracted; eye-distance lengths converted to rest face heights."""
+    raw = np.zeros((3, len(RAW_SHAPE_FIELDS)), np.float32)
+    f = {name: i for i, name in enumerate(RAW_SHAPE_FIELDS)}
+    raw[:, f["face"]] = 2.0  # face height = 2 eye distances
+    raw[:, f["width"]] = [0.4, 0.4, 0.35]
+    raw[:, f["jaw"]] = [1.0, 1.0, 1.1]
+    raw[:, f["upper_red"]] = [0.1, 0.1, 0.12]
+    raw[:, f["lower_red"]] = [0.15, 0.15, 0.17]
+    out = shape_targets(raw, np.array([True, True, False]))
+    col = {name: i for i, name in enumerate(MOUTH_PARAMS)}
+    np.testing.assert_allclose(out[2, col["width"]], -0.05, atol=1e-6)
+    np.testing.assert_allclose(out[2, col["jaw"]], 0.05, atol=1e-6)
+    np.testing.assert_allclose(out[2, col["protrude"]], 0.02, atol=1e-6)
+    np.testing.assert_allclose(out[:2], 0.0, atol=1e-6)
 
 
 def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionModel) -> None:

@@ -10,14 +10,13 @@ import logging
 from pathlib import Path
 
 import torch
-from lipstream.models.generator.model import Compositor, Generator
-from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
+from lipstream.models.generator.model import Generator
+from lipstream.realtime.avatar import ATLAS_TEXELS, MAP_CHANNELS, RIG_FIELDS
 from lipstream.realtime.render import POSE_FIELDS
 
 OPSET = 17  # GridSample needs >= 16
 EXAMPLE_CROP_PX = 64  # spatial size is dynamic; this only shapes the trace
 DEFAULT_OUT = Path(__file__).with_name("generator.onnx")
-COMPOSITOR_OUT = Path(__file__).with_name("compositor.onnx")
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +31,13 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         torch.zeros(len(MAP_CHANNELS), n * n),
         torch.ones(len(RIG_FIELDS)).index_fill(0, torch.tensor([RIG_FIELDS.index("crop_px")]), n),
         torch.zeros(len(POSE_FIELDS)),
+        torch.zeros(ATLAS_TEXELS, 3),
     )
     torch.onnx.export(
         Generator().eval(),
         args,
         str(out),
-        input_names=["face", "maps", "rig", "pose"],
+        input_names=["face", "maps", "rig", "pose", "interior"],
         output_names=["crop"],
         dynamic_axes={"face": {0: "pixels"}, "maps": {1: "pixels"}, "crop": {0: "pixels"}},
         opset_version=OPSET,
@@ -57,40 +57,12 @@ def export(out: Path = DEFAULT_OUT) -> Path:
     return out
 
 
-def export_compositor(out: Path = COMPOSITOR_OUT) -> Path:
-    """Traces ``Compositor`` with dynamic crop and view sizes."""
-    n, c = 8, 12
-    args = (
-        torch.zeros(n, n, 3, dtype=torch.uint8),
-        torch.zeros(3, c, c, dtype=torch.uint8),
-        torch.zeros(c, c),
-    )
-    torch.onnx.export(
-        Compositor().eval(),
-        args,
-        str(out),
-        input_names=["crop", "backdrop", "alpha"],
-        output_names=["view"],
-        dynamic_axes={
-            "crop": {0: "n", 1: "n"},
-            "backdrop": {1: "c", 2: "c"},
-            "alpha": {0: "c", 1: "c"},
-            "view": {0: "c", 1: "c"},
-        },
-        opset_version=OPSET,
-        dynamo=False,
-    )
-    logger.info("wrote %s", out)
-    return out
-
-
 def main() -> None:
     """CLI entry: ``--out PATH``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     logging.basicConfig(level=logging.INFO)
     export(parser.parse_args().out)
-    export_compositor()
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ Per output pixel p (crop px) the graph computes a source point and samples the c
    over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
 5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
-6. the gap between the lips (exactly where step 3 opened it) is painted with a procedural interior:
-   dark cavity, tongue, lower and upper teeth fixed to the jaw and skull.
+6. the gap between the lips (exactly where step 3 opened it) is painted from the mouth-interior
+   atlas cut from GRID s1 (``atlas.py``), recoloured to the photo by the builder; a /f v/ tuck
+   shows the upper teeth's edge instead.
 """
 
 from __future__ import annotations
@@ -25,16 +26,36 @@ import math
 
 import torch
 from lipstream.realtime.avatar import (
+    ATLAS_COLS,
+    ATLAS_OPEN,
+    ATLAS_ROWS,
+    ATLAS_T_SPAN,
+    ATLAS_WIDTH,
     MAP_CHANNELS,
     MAX_HEAD_ROLL,
     MAX_HEAD_SHIFT,
+    MAX_JAW,
     MAX_OPEN,
+    MAX_PROTRUDE,
     MAX_WIDTH,
+    MIN_JAW,
     RIG_FIELDS,
+    TUCK_LIFT,
 )
 from torch import nn
-from torch.nn import functional as F
 
+ROUND_GAIN = 1.8  # corner displacement per unit of negative width (rounding), see _mouth_geometry
+ROUND_FULL = 0.04  # width (face heights, negative) at which the gap is fully gathered into an oval
+ROUND_GATHER = 2.0  # extra exponent of the gap profile when fully rounded
+ROUND_PURSE = 0.5  # share of each vermilion height added when fully rounded
+PROTRUDE_GAIN = 0.8  # vermilion height added to each lip per unit of protrude (0.5 = as measured)
+# The motion model's openings regress to the mean (MSE); drawn 1.25x, small openings read as open
+# to MediaPipe: rendered r 0.821 -> 0.829 on 8 dev clips, mouth-crop SSIM 0.824 -> 0.815 (1.4x:
+# 0.832, 0.807). bench/face_shape.py --limit 8.
+OPEN_GAIN = 1.25
+SHUT_FROM, SHUT_FULL = 0.4, 0.8  # press/tuck range over which the lips close
+PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
+TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
 TEETH_COUNT_HALF = (
     3.0  # incisor, lateral incisor, canine per half mouth width, for the dark lines between them
@@ -53,7 +74,12 @@ class Generator(nn.Module):
     """Renders one face crop for one pose; inputs and output as documented in ``CARD.md``."""
 
     def forward(
-        self, face: torch.Tensor, maps: torch.Tensor, rig: torch.Tensor, pose: torch.Tensor
+        self,
+        face: torch.Tensor,
+        maps: torch.Tensor,
+        rig: torch.Tensor,
+        pose: torch.Tensor,
+        interior: torch.Tensor,
     ) -> torch.Tensor:
         """Returns the ``(P, 3)`` uint8 RGB crop (P = N*N, row-major) for ``face (P, 12)`` uint8.
 
@@ -67,12 +93,12 @@ class Generator(nn.Module):
         r = {name: rig[i] for name, i in _R.items()}
         m = {name: maps[i] for name, i in _M.items()}
         n = r["crop_px"]
-        open_, width, blink = pose[0], pose[1], pose[2]
+        blink = pose[6]
         q_x, q_y = self._head(m, r, pose)
         # The lips, the eyes and the mouth interior change only in three bands of rows (set by the
         # builder); a band of rows is a contiguous slice of the flat pixels, so only it is computed.
         m0, m1 = self._band(r, "mouth", n)
-        geo = self._mouth_geometry(r, open_, width, q_x[m0:m1], q_y[m0:m1])
+        geo = self._mouth_geometry(r, pose, q_x[m0:m1], q_y[m0:m1])
         band_x, band_y = self._mouth_source(r, geo, q_x[m0:m1], q_y[m0:m1])
         bw = m["border_w"][m0:m1]
         band_x = q_x[m0:m1] + bw * (band_x - q_x[m0:m1])
@@ -86,7 +112,10 @@ class Generator(nn.Module):
         warped = self._bilinear(face, src_x, src_y, n)
         t0, t1 = self._band(r, "teeth", n)
         inner = {k: (v[t0 - m0 : t1 - m0] if v.dim() == 1 else v) for k, v in geo.items()}
-        mask, colour = self._interior(r, inner)
+        mask, teeth = self._interior(r, inner)
+        colour = self._atlas(interior, inner, pose)
+        # A /f v/ tuck opens only a sliver under the upper lip: the upper teeth's edge fills it.
+        colour = colour + inner["tuck"] * (teeth - colour)
         mask = mask * m["border_w"][t0:t1]
         part = warped[:, t0:t1]
         out = torch.cat([warped[:, :t0], part + mask * (colour - part), warped[:, t1:]], dim=1)
@@ -130,9 +159,9 @@ class Generator(nn.Module):
         """Undoes the idle head motion: where pixel p was before the head moved (crop px)."""
         h = r["face_h_px"]
         # Clamped so the lips and eyes stay inside the row bands the builder sized for them.
-        roll = torch.clamp(pose[5], -MAX_HEAD_ROLL, MAX_HEAD_ROLL)
-        shift_x = torch.clamp(pose[3], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
-        shift_y = torch.clamp(pose[4], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        roll = torch.clamp(pose[9], -MAX_HEAD_ROLL, MAX_HEAD_ROLL)
+        shift_x = torch.clamp(pose[7], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
+        shift_y = torch.clamp(pose[8], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
         cos, sin = torch.cos(roll), torch.sin(roll)
         rel_x, rel_y = m["x"] - r["pivot_x"], m["y"] - r["pivot_y"]
         dx = shift_x + (cos - 1.0) * rel_x - sin * rel_y
@@ -140,17 +169,25 @@ class Generator(nn.Module):
         return m["x"] - m["head_w"] * dx, m["y"] - m["head_w"] * dy
 
     @staticmethod
-    def _mouth_geometry(
-        r: dict, open_: torch.Tensor, width: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor
-    ) -> dict:
-        """Mouth-frame coordinates of q and the lip displacements for this pose (px)."""
+    def _mouth_geometry(r: dict, pose: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor) -> dict:
+        """Mouth-frame coordinates of q and the lip/jaw displacements for this pose (px)."""
         h0 = r["face_h_px"]
         alpha = r["alpha_up"]
-        o = torch.clamp(open_, 0.0, MAX_OPEN)
+        press = torch.clamp(pose[4], 0.0, 1.0)
+        tuck = torch.clamp(pose[5], 0.0, 1.0)
+        # A bilabial or labiodental closes the lips whatever the opening says.
+        # Only a confident gesture shuts them: the model's press/tuck blur into neighbouring vowels.
+        shut = _ramp((torch.maximum(press, tuck) - SHUT_FROM) / (SHUT_FULL - SHUT_FROM))
+        o = torch.clamp(OPEN_GAIN * pose[0], 0.0, MAX_OPEN) * (1.0 - shut)
+        jaw_px = torch.clamp(pose[2], MIN_JAW, MAX_JAW) * h0
         # The measured opening is over the rendered face height, which grows as the chin drops.
-        gap = o * h0 / (1.0 - (1.0 - alpha) * o)
-        h_now = h0 + (1.0 - alpha) * gap
-        corner = torch.clamp(width, -MAX_WIDTH, MAX_WIDTH) * h_now * 0.5
+        gap = o * (h0 + jaw_px)
+        h_now = h0 + jaw_px
+        width = torch.clamp(pose[1], -MAX_WIDTH, MAX_WIDTH)
+        # Rounding is drawn stronger than measured: s1's /uw/ narrows the mouth by only ~9 %, which
+        # reads as a slit on a photo; correlation with the real width does not depend on the gain.
+        width = torch.where(width < 0.0, ROUND_GAIN * width, width)
+        corner = width * h_now * 0.5
         rx, ry = r["right_x"], r["right_y"]
         u = (q_x - r["mouth_cx"]) * rx + (q_y - r["mouth_cy"]) * ry
         v = -(q_x - r["mouth_cx"]) * ry + (q_y - r["mouth_cy"]) * rx
@@ -158,31 +195,63 @@ class Generator(nn.Module):
         t_now = u / half_w
         t_c = torch.clamp(t_now, -1.0, 1.0)
         s = v - (r["seam_k1_px"] * t_c + r["seam_k2_px"] * t_c * t_c)
-        shape = torch.sqrt(_ramp(1.0 - t_now * t_now))  # elliptic lip gap across the mouth
+        # Elliptic lip gap across the mouth; rounded lips (negative width) gather the opening into
+        # the middle, an oval rather than a slit.
+        rounding = _ramp(-pose[1] / ROUND_FULL)
+        shape = torch.pow(_ramp(1.0 - t_now * t_now), 0.5 + ROUND_GATHER * rounding)
         jaw = _ramp(1.0 - (t_now / r["jaw_half_w"]) ** 2)
+        # Vermilion heights: protrusion shows more red on both lips, a press rolls both in, a tuck
+        # rolls the lower lip under the upper teeth (and lifts the upper lip to show their edge).
+        pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * PROTRUDE_GAIN
+        up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
+        # Rounded lips also purse: both lips bunch up along the whole mouth, corners included.
+        purse = ROUND_PURSE * rounding * torch.sqrt(_ramp(1.0 - 0.8 * t_now * t_now))
+        d_up = (pro - PRESS_ROLL * press * up_lip) * shape + purse * up_lip
+        d_lo = (pro - PRESS_ROLL * press * lo_lip - TUCK_ROLL * tuck * lo_lip) * shape
+        d_lo = d_lo + purse * lo_lip
+        lift = TUCK_LIFT * tuck * h0 * shape
         return {
             "u": u, "s": s, "t": t_now, "t_rest": u / r["half_w_px"], "corner": corner,
-            "up": alpha * gap * shape, "lo": (1.0 - alpha) * gap * shape,
-            "jaw": (1.0 - alpha) * gap * jaw, "jaw_c": (1.0 - alpha) * gap, "gap": gap,
+            "up": alpha * gap * shape + lift, "lo": (1.0 - alpha) * gap * shape,
+            "jaw": jaw_px * jaw, "jaw_c": jaw_px, "gap": gap + lift,
+            "up_lip": torch.clamp(up_lip + d_up, min=0.35 * up_lip),
+            "lo_lip": torch.clamp(lo_lip + d_lo, min=0.3 * lo_lip),
+            "press": press * shape, "tuck": tuck,
         }  # fmt: skip
 
     @staticmethod
     def _mouth_source(
         r: dict, g: dict, q_x: torch.Tensor, q_y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Source point of q under the lip opening and spreading fields (crop px)."""
+        """Source point of q under the lip, jaw and spreading fields (crop px).
+
+        Along the mouth's "down" axis, per column: the upper lip (rest thickness U, now U') sits
+        above the opening and is resampled over its new thickness; the skin above it stretches
+        linearly to the nose. Below, the lower lip (L -> L') rides on its share of the opening,
+        the displacement blends into the jaw drop over the chin's upper half, the chin moves
+        rigidly and the drop fades over the neck. Nothing moves beyond the nose or the neck.
+        """
         s, up, lo = g["s"], g["up"], g["lo"]
         up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
-        # Upper: rigid over the lip, linear to zero at the nose base (output coordinates).
-        top = -(up_lip + up)
-        w_up = _ramp((s - r["nose_s_px"]) / (top - r["nose_s_px"]))
-        # Lower: rigid lip, blend to the jaw drop, rigid chin, fade over the neck.
-        lip_end = lo + lo_lip
+        new_up, new_lo = g["up_lip"], g["lo_lip"]
+        nose = -r["nose_s_px"]  # > 0
+        # Upper side (output s < 0): the lip [-(up + U'), -up] samples [-U, 0].
+        edge = -(up + new_up)
+        src_lip_up = (s + up) * (up_lip / new_up)
+        d_border = edge + up_lip  # displacement at the lip's outer edge (output - source)
+        w_up = _ramp((s + nose) / torch.clamp(edge + nose, min=1.0))
+        src_up = torch.where(s >= edge, src_lip_up, s - d_border * w_up)
+        # Lower side: the lip [lo, lo + L'] samples [0, L].
+        border = lo + new_lo
+        src_lip_lo = (s - lo) * (lo_lip / new_lo)
+        d_lo = border - lo_lip
         blend_len = torch.clamp(0.5 * (r["chin_s_px"] - lo_lip), min=lo_lip)
-        a = _ramp((s - lip_end) / blend_len)
-        drop = lo + a * (g["jaw"] - lo)
+        a = _ramp((s - border) / blend_len)
+        drop = d_lo + a * (g["jaw"] - d_lo)
         w_lo = _ramp(1.0 - (s - r["chin_s_px"] - g["jaw"]) / r["neck_px"])
-        dv = torch.where(s < 0.0, up * w_up, -drop * w_lo)
+        src_lo = torch.where(s <= border, src_lip_lo, s - drop * w_lo)
+        src_s = torch.where(s < 0.0, src_up, src_lo)
+        dv = src_s - s  # source offset along "down"
         # Spreading: corners move by `corner`, the lips stretch uniformly, cheeks fade out.
         t = g["t"]
         band = _ramp(1.5 - torch.abs(s) / r["width_band_px"])
@@ -205,52 +274,53 @@ class Generator(nn.Module):
         return torch.where(covered, lid_src - s, torch.zeros_like(s))
 
     @staticmethod
+    def _atlas(interior: torch.Tensor, g: dict, pose: torch.Tensor) -> torch.Tensor:
+        """Interior colour ``(3, P)`` from the recoloured exemplar atlas ``(texels, 3)``.
+
+        The atlas is ``(N_OPEN, N_WIDTH, ROWS, COLS)`` texels (``atlas.py``): the four cells around
+        the pose's (open, width) are blended into one ``ROWS x COLS`` slice, which is sampled
+        bilinearly at (F, T): F runs 0..1 from the upper lip's inner edge to the lower's, T from
+        corner to corner.
+        """
+        n_open, n_width = len(ATLAS_OPEN), len(ATLAS_WIDTH)
+        cube = interior.reshape(n_open, n_width, ATLAS_ROWS * ATLAS_COLS * 3)
+        ko = torch.clamp((pose[0] - ATLAS_OPEN[0]) / (ATLAS_OPEN[1] - ATLAS_OPEN[0]), 0.0,
+                         n_open - 1.0)  # fmt: skip
+        kw = torch.clamp((pose[1] - ATLAS_WIDTH[0]) / (ATLAS_WIDTH[1] - ATLAS_WIDTH[0]), 0.0,
+                         n_width - 1.0)  # fmt: skip
+        o0 = torch.clamp(torch.floor(ko), max=n_open - 2.0)
+        w0 = torch.clamp(torch.floor(kw), max=n_width - 2.0)
+        fo, fw = ko - o0, kw - w0
+        rows = cube.index_select(0, torch.stack([o0, o0 + 1.0]).to(torch.int64))
+        by_open = rows[0] + fo * (rows[1] - rows[0])  # (n_width, texels * 3)
+        cols = by_open.index_select(0, torch.stack([w0, w0 + 1.0]).to(torch.int64))
+        tex = (cols[0] + fw * (cols[1] - cols[0])).reshape(ATLAS_ROWS * ATLAS_COLS, 3)
+        s, up, lo = g["s"], g["up"], g["lo"]
+        f = (s + up) / torch.clamp(up + lo, min=1.0)
+        y = torch.clamp(f * ATLAS_ROWS - 0.5, 0.0, ATLAS_ROWS - 1.0)
+        x = torch.clamp((g["t"] / ATLAS_T_SPAN + 1.0) * 0.5 * ATLAS_COLS - 0.5, 0.0,
+                        ATLAS_COLS - 1.0)  # fmt: skip
+        x0 = torch.clamp(torch.floor(x), max=ATLAS_COLS - 2.0)
+        y0 = torch.clamp(torch.floor(y), max=ATLAS_ROWS - 2.0)
+        fx = torch.stack([x - x0] * 3)
+        fy = torch.stack([y - y0] * 3)
+        idx = (y0 * ATLAS_COLS + x0).to(torch.int64)
+
+        def tap(offset: int) -> torch.Tensor:
+            return tex.index_select(0, idx + offset).transpose(0, 1)
+
+        a, b, c, d = tap(0), tap(1), tap(ATLAS_COLS), tap(ATLAS_COLS + 1)
+        top = a + fx * (b - a)
+        return top + fy * (c + fx * (d - c) - top)
+
+    @staticmethod
     def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask (P,) of the lip gap and the procedural interior colour (3, P), 0..255."""
+        """Mask (P,) of the lip gap and the upper teeth's colour there (3, P), 0..255."""
         s, up, lo = g["s"], g["up"], g["lo"]
         inside = torch.minimum(s + up, lo - s)  # px from the nearer lip edge
         mask = _ramp(inside)
-        h = r["face_h_px"]
         t_abs = g["t_rest"]
         side = _ramp(1.0 - t_abs * t_abs)
-        # Upper teeth hang from the skull: edge just below the rest seam, rising to the sides.
-        up_edge = 0.022 * h - 0.03 * h * t_abs * t_abs
-        upper = _ramp(up_edge - s) * _ramp((0.8 - torch.abs(t_abs)) * 8.0)
-        # Lower teeth ride on the jaw; their tops show above the lower lip in wide vowels.
-        lo_edge = g["jaw_c"] - 0.022 * h + 0.04 * h * t_abs * t_abs
-        lower = _ramp(s - lo_edge) * _ramp((0.6 - torch.abs(t_abs)) * 8.0)
-        tongue_top = 0.55 * g["jaw_c"] + 0.05 * h * t_abs * t_abs
-        tongue = _ramp((s - tongue_top) / 3.0) * 0.85
         lines = 1.0 - 0.3 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.015)
-        teeth_shade = (0.55 + 0.45 * side) * lines
-        lip_shadow = 0.6 + 0.4 * _ramp((s + up) / (0.025 * h))
-        # The cavity is lit near the lips and dark deep inside and towards the corners.
-        deep = _ramp(inside / (0.03 * h))
-        cavity = (1.45 - 0.8 * deep) * (0.55 + 0.45 * side)
-        colours = []
-        for ch in "rgb":
-            c = r["cavity_" + ch] * cavity
-            c = c + tongue * (r["tongue_" + ch] * (0.7 + 0.3 * side) - c)
-            c = c + lower * (r["teeth_" + ch] * teeth_shade * 0.75 - c)
-            c = c + upper * (r["teeth_" + ch] * teeth_shade - c)
-            colours.append(c * lip_shadow)
-        return mask, torch.stack(colours, dim=0)
-
-
-class Compositor(nn.Module):
-    """Upscales a generator crop to the face view and blends it over the still frame.
-
-    Used only for avatars whose face view is larger than the generator's crop (close-ups): inside
-    ``alpha`` the view shows the (softer) upscaled render, outside it the sharp still frame.
-    """
-
-    def forward(
-        self, crop: torch.Tensor, backdrop: torch.Tensor, alpha: torch.Tensor
-    ) -> torch.Tensor:
-        """``crop (N,N,3)``, ``backdrop (3,C,C)`` uint8 and ``alpha (C,C)`` -> ``(C,C,3)`` uint8."""
-        image = crop.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-        size = (backdrop.shape[1], backdrop.shape[2])
-        up = F.interpolate(image, size=size, mode="bilinear", align_corners=False)[0]
-        still = backdrop.to(torch.float32)
-        out = still + alpha * (up - still)
-        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8).permute(1, 2, 0)
+        shade = (0.55 + 0.45 * side) * lines
+        return mask, torch.stack([r["teeth_" + ch] * shade for ch in "rgb"], dim=0)

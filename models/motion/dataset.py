@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES, SIL, normalise_phone
 
-from .landmarks import CACHE_DIR, GRID_DIR, LANDMARK_DIR, mouth_params_raw
+from .landmarks import CACHE_DIR, GRID_DIR, LANDMARK_DIR, RAW_SHAPE_FIELDS, mouth_shape_raw
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ FRAME_SAMPLES = SAMPLE_RATE_HZ // VIDEO_FPS
 GRID_ALIGN_TICKS_PER_S = 25_000
 ALIGN_DIR = CACHE_DIR / "align" / "grid"
 POSTERIOR_DIR = CACHE_DIR / "grid_posteriors"
+BILABIALS = ("B", "M", "P")
+LABIODENTALS = ("F", "V")
+GESTURE_RAMP_S = 0.04  # press/tuck labels fade in and out over one video frame
 DEV_EVERY = 20  # every 20th sorted clip is dev: the same clips the encoder holds out (shards.py)
 LEVEL_EPS = 1e-9  # power floor: digital silence reads -90 dBFS
 
@@ -38,9 +41,11 @@ class Clip:
     """One GRID clip ready for training.
 
     Attributes:
-        clip_id: GRID sentence id, e.g. ``bbaf4p``. targets: ``(T, 2)`` float32 (open, width - rest)
-        in face heights per video frame. valid: ``(T,)`` bool, False where no face was found. audio:
-        ``(N,)`` float32 16 kHz mono in [-1, 1].
+        clip_id: GRID sentence id, e.g. ``bbaf4p``.
+        targets: ``(T, N_MOUTH_PARAMS)`` float32 mouth parameters (``realtime.pose.MOUTH_PARAMS``)
+            in face heights per video frame.
+        valid: ``(T,)`` bool, False where no face was found.
+        audio: ``(N,)`` float32 16 kHz mono in [-1, 1].
     """
 
     clip_id: str
@@ -62,25 +67,74 @@ def silence_intervals_s(clip_id: str) -> list[tuple[float, float]]:
     return out
 
 
-def rest_width(raw: np.ndarray, valid: np.ndarray, clip_id: str) -> float:
-    """Median mouth-corner distance over silent frames (the speaker at rest), in face heights."""
-    t = (np.arange(len(raw)) + 0.5) / VIDEO_FPS
-    silent = np.zeros(len(raw), bool)
+def silent_frames(n_frames: int, valid: np.ndarray, clip_id: str) -> np.ndarray:
+    """``(T,)`` bool: frames inside the clip's ``sil`` intervals with a face (speaker at rest)."""
+    t = (np.arange(n_frames) + 0.5) / VIDEO_FPS
+    silent = np.zeros(n_frames, bool)
     for start, end in silence_intervals_s(clip_id):
         silent |= (t >= start) & (t < end)
-    pick = silent & valid
+    return silent & valid
+
+
+def shape_targets(raw: np.ndarray, rest_pick: np.ndarray) -> np.ndarray:
+    """``(T, N_MOUTH_PARAMS)`` mouth parameters (``realtime.pose.MOUTH_PARAMS``) from raw geometry.
+
+    Args:
+        raw: ``(T, len(RAW_SHAPE_FIELDS))`` from ``landmarks.mouth_shape_raw``.
+        rest_pick: ``(T,)`` bool, the frames that define the speaker's rest shape (median).
+
+    ``open`` stays over the frame's own face height; ``width`` is over it minus the rest value. The
+    other parameters are eye-distance lengths minus their rest value, converted to rest face
+    heights with the clip's rest face-height / eye-distance ratio (eye distance does not change
+    when the jaw opens; face height does).
+    """
+    f = {name: raw[:, i].astype(np.float64) for i, name in enumerate(RAW_SHAPE_FIELDS)}
+    rest = {name: float(np.median(v[rest_pick])) for name, v in f.items()}
+    unit = rest["face"]  # rest face height in eye distances
+    red = (f["upper_red"] + f["lower_red"] - rest["upper_red"] - rest["lower_red"]) / unit
+    return np.stack(
+        [f["open"], f["width"] - rest["width"], (f["jaw"] - rest["jaw"]) / unit, red], -1
+    ).astype(np.float32)
+
+
+def gesture_targets(clip_id: str, n_frames: int, align_dir: Path = ALIGN_DIR) -> np.ndarray:
+    """``(T, 2)`` float32 ``press`` and ``tuck`` (0..1) per video frame from the forced alignment.
+
+    MediaPipe at GRID's resolution does not see a lip press or a lower-lip tuck (on s1 /f/ frames
+    the lower vermilion reads no thinner than average), so these two gestures are labelled from
+    the phones: 1 while a bilabial (B M P) or labiodental (F V) covers the instant a frame depicts
+    (its start), ramping to 0 over ``GESTURE_RAMP_S`` on either side.
+    """
+    phones = json.loads((align_dir / f"{clip_id}.json").read_text())["phones"]
+    t = np.arange(n_frames) / VIDEO_FPS
+    out = np.zeros((n_frames, 2), np.float32)
+    for seg in phones:
+        phone = normalise_phone(seg["phone"])
+        col = 0 if phone in BILABIALS else 1 if phone in LABIODENTALS else -1
+        if col < 0:
+            continue
+        outside = np.maximum(np.maximum(seg["start"] - t, t - seg["end"]), 0.0)
+        out[:, col] = np.maximum(out[:, col], np.clip(1.0 - outside / GESTURE_RAMP_S, 0.0, 1.0))
+    return out
+
+
+def rest_frames(raw: np.ndarray, valid: np.ndarray, clip_id: str) -> np.ndarray:
+    """Frames that define the speaker's rest shape: silent frames, else the 20 % least open."""
+    pick = silent_frames(len(raw), valid, clip_id)
     if pick.sum() < 3:
         pick = valid & (raw[:, 0] <= np.nanpercentile(raw[valid, 0], 20))
-    return float(np.median(raw[pick, 1]))
+    return pick
 
 
 def load_clip(clip_id: str, landmark_dir: Path = LANDMARK_DIR) -> Clip:
-    """Mouth-parameter targets and audio of one clip from the landmark cache."""
+    """Mouth-parameter targets and audio of one clip from the landmark cache and its alignment."""
     with np.load(landmark_dir / f"{clip_id}.npz") as data:
         points, valid, audio = data["points"], data["found"], data["audio"]
-    raw = mouth_params_raw(points)
-    targets = raw.copy()
-    targets[:, 1] -= rest_width(raw, valid, clip_id)
+    raw = mouth_shape_raw(points)
+    shape = shape_targets(raw, rest_frames(raw, valid, clip_id))
+    aligned = (ALIGN_DIR / f"{clip_id}.json").exists()  # train.py drops clips without one
+    gestures = gesture_targets(clip_id, len(raw)) if aligned else np.zeros((len(raw), 2))
+    targets = np.concatenate([shape, gestures], 1)
     targets[~valid] = 0.0
     return Clip(clip_id, targets.astype(np.float32), valid, audio.astype(np.float32) / 32768.0)
 

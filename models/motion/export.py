@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import torch
+from lipstream.realtime.pose import MOUTH_PARAMS
 
 from .dataset import HOP_SAMPLES, PHONES, SAMPLE_RATE_HZ
 from .model import MotionConfig, MotionNet
@@ -57,7 +58,7 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
         "lookahead_samples": str(config.lookahead_samples),
         "hop_samples": str(HOP_SAMPLES),
         "sample_rate_hz": str(SAMPLE_RATE_HZ),
-        "mouth_params": "open,width",
+        "mouth_params": ",".join(MOUTH_PARAMS),
         "level_input": LEVEL_NAME,
         "dev_metrics": json.dumps(state.get("dev", {})),
         "sources": ",".join(state.get("sources", [])),

@@ -67,6 +67,39 @@ def mouth_params_raw(points: np.ndarray) -> np.ndarray:
     return (out / face_h[..., None]).astype(np.float32)
 
 
+# Shape landmarks beyond open/width (see realtime/pose.py MOUTH_PARAMS for the definitions).
+NOSE_TIP = 1
+UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17
+RAW_SHAPE_FIELDS = ("open", "width", "jaw", "upper_red", "lower_red", "face", "eye")
+"""Columns of ``mouth_shape_raw``: open and width over face height (as ``mouth_params_raw``);
+jaw (nose tip 1 to chin 152), upper_red (upper vermilion 0-13), lower_red (lower vermilion 14-17)
+and face (face height 10-152) over the eye distance 33-263; the eye distance itself in px."""
+
+
+def mouth_shape_raw(points: np.ndarray) -> np.ndarray:
+    """Raw per-frame mouth geometry ``(..., len(RAW_SHAPE_FIELDS))`` float32 (see that tuple).
+
+    ``points`` are ``(..., 478, >=2)`` pixel coordinates; 2-D only (MediaPipe's depth of the lips
+    did not follow rounding on GRID s1: /uw/ frames read 0.4 sd *behind* the mean). The speaker's
+    rest values are subtracted by the caller (``dataset.shape_targets``).
+    """
+    xy = points[..., :2].astype(np.float64)
+
+    def dist(a: int, b: int) -> np.ndarray:
+        return np.linalg.norm(xy[..., a, :] - xy[..., b, :], axis=-1)
+
+    eye = dist(EYE_OUTER_RIGHT, EYE_OUTER_LEFT)
+    out = [
+        *np.moveaxis(mouth_params_raw(points).astype(np.float64), -1, 0),
+        dist(NOSE_TIP, CHIN) / eye,
+        dist(UPPER_LIP_TOP, UPPER_INNER_LIP) / eye,
+        dist(LOWER_INNER_LIP, LOWER_LIP_BOTTOM) / eye,
+        dist(FOREHEAD_TOP, CHIN) / eye,
+        eye,
+    ]
+    return np.stack(out, -1).astype(np.float32)
+
+
 def normalise_lips(points: np.ndarray) -> np.ndarray:
     """Lip/jaw points with head roll, position and size removed.
 

@@ -31,7 +31,7 @@ class MotionConfig:
     window_frames: int = 32
     lookahead_samples: int = 160
     hidden: int = 48
-    n_out: int = 2
+    n_out: int = 6
     dropout: float = 0.2
 
 

@@ -1,9 +1,11 @@
-"""What do the two mouth parameters capture? PCA of the normalised GRID lip/jaw landmarks.
+"""What do the mouth parameters capture? PCA of the normalised GRID lip/jaw landmarks.
 
     python -m lipstream.models.motion.pca
 
 Prints the variance explained by the first principal components of the pose-normalised lip/jaw shape
-(``landmarks.normalise_lips``) and how strongly each correlates with ``open`` and ``width``.
+(``landmarks.normalise_lips``), how strongly each correlates with every geometric mouth parameter
+(``realtime.pose.MOUTH_PARAMS`` less the phone-labelled ``press``/``tuck``), and the share of the
+top components' variance that is linear in (open, width) alone and in all geometric parameters.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 
 import numpy as np
+from lipstream.realtime.pose import MOUTH_PARAMS
 
 from .dataset import clip_ids, load_clip, split_ids
 from .landmarks import LANDMARK_DIR
@@ -42,27 +45,25 @@ def main() -> None:
     explained = s**2 / (s**2).sum()
     scores = (x - x.mean(0)) @ vt[:N_COMPONENTS].T
     report = []
+    names = [n for n in MOUTH_PARAMS if n not in ("press", "tuck")]
     for k in range(N_COMPONENTS):
-        r_open = float(np.corrcoef(scores[:, k], y[:, 0])[0, 1])
-        r_width = float(np.corrcoef(scores[:, k], y[:, 1])[0, 1])
-        report.append(
-            {
-                "pc": k + 1,
-                "explained": round(float(explained[k]), 4),
-                "r_open": round(r_open, 3),
-                "r_width": round(r_width, 3),
-            }
-        )
-    both = np.linalg.lstsq(np.c_[y, np.ones(len(y))], scores, rcond=None)[0]
-    pred = np.c_[y, np.ones(len(y))] @ both
-    captured = 1 - ((scores - pred) ** 2).sum(0) / ((scores - scores.mean(0)) ** 2).sum(0)
-    shape_var = float((captured * explained[:N_COMPONENTS]).sum() / explained[:N_COMPONENTS].sum())
+        row = {"pc": k + 1, "explained": round(float(explained[k]), 4)}
+        for i, name in enumerate(names):
+            row[f"r_{name}"] = round(float(np.corrcoef(scores[:, k], y[:, i])[0, 1]), 3)
+        report.append(row)
+    shares = {}
+    for label, cols in (("open_width", [0, 1]), ("all_geometric", list(range(len(names))))):
+        design = np.c_[y[:, cols], np.ones(len(y))]
+        pred = design @ np.linalg.lstsq(design, scores, rcond=None)[0]
+        captured = 1 - ((scores - pred) ** 2).sum(0) / ((scores - scores.mean(0)) ** 2).sum(0)
+        top = explained[:N_COMPONENTS]
+        shares[label] = round(float((captured * top).sum() / top.sum()), 3)
     print(
         json.dumps(
             {
                 "frames": len(x),
                 "components": report,
-                "share_of_top_pc_variance_linear_in_open_width": round(shape_var, 3),
+                "share_of_top_pc_variance_linear_in": shares,
             },
             indent=1,
         )

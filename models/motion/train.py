@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lipstream.realtime.pose import MOUTH_PARAMS
 
 from .dataset import (
     ALIGN_DIR,
@@ -60,6 +61,7 @@ class TrainOptions:
     noise_floor_db: tuple[float, float] = (-90.0, -40.0)  # background noise mixed into the levels
     seed: int = 0
     use_level: bool = True  # False: ablation with a constant level (the model sees phones only)
+    open_weight: float = 1.0  # loss weight of ``open`` against 1 for each other parameter
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Examples:
 
     x: torch.Tensor  # (N, W, N_PHONES)
     level: torch.Tensor  # (N, W) dBFS per hop
-    y: torch.Tensor  # (N, 2)
+    y: torch.Tensor  # (N, N_MOUTH_PARAMS)
     valid: torch.Tensor  # (N,) bool
     clip: np.ndarray  # (N,) int
 
@@ -139,26 +141,26 @@ def augment(x: torch.Tensor, opts: TrainOptions, gen: torch.Generator) -> torch.
 
 
 def evaluate(model: MotionNet, ex: Examples, clips: list[Clip]) -> dict[str, float]:
-    """Mean per-clip Pearson r (zero lag and best lag) of predicted vs real open and width."""
+    """Mean per-clip Pearson r of every predicted mouth parameter against the real one.
+
+    Also the best-lag r and the median lag of ``open``.
+    """
     model.eval()
     with torch.no_grad():
         pred = model(ex.x, ex.level).numpy()
-    out: dict[str, list[float]] = {
-        "open_r": [],
-        "open_best_r": [],
-        "open_lag_ms": [],
-        "width_r": [],
-    }
+    out: dict[str, list[float]] = {"open_best_r": [], "open_lag_ms": []}
+    out.update({f"{name}_r": [] for name in MOUTH_PARAMS})
     for ci in np.unique(ex.clip):
         m = ex.clip == ci
         valid = ex.valid.numpy()[m]
         real = ex.y.numpy()[m]
         sync = lip_sync(pred[m, 0], real[:, 0], valid, VIDEO_FPS)
-        out["open_r"].append(sync.r)
         out["open_best_r"].append(sync.best_r)
         out["open_lag_ms"].append(sync.lag_ms)
-        out["width_r"].append(lip_sync(pred[m, 1], real[:, 1], valid, VIDEO_FPS).r)
-    res = {k: float(np.mean(v)) for k, v in out.items()}
+        for k, name in enumerate(MOUTH_PARAMS):
+            if real[valid, k].std() > 1e-6:  # a clip without /f v/ has nothing to correlate
+                out[f"{name}_r"].append(lip_sync(pred[m, k], real[:, k], valid, VIDEO_FPS).r)
+    res = {k: round(float(np.mean(v)), 4) for k, v in out.items() if v}
     res["open_lag_ms"] = float(np.median(out["open_lag_ms"]))
     return res
 
@@ -182,9 +184,10 @@ def train(model: MotionNet, train_ex: Examples, opts: TrainOptions, dev: tuple) 
                 level = torch.zeros_like(level)
             y = (train_ex.y[idx] - model.out_mean) / model.out_std
             w = train_ex.valid[idx].float()[:, None]
-            loss = ((model.forward_standardised(x, level) - y) ** 2 * w).sum() / w.sum().clamp(
-                min=1
-            )
+            col_w = torch.ones(y.shape[1])
+            col_w[0] = opts.open_weight
+            err = (model.forward_standardised(x, level) - y) ** 2 * col_w
+            loss = (err * w).sum() / w.sum().clamp(min=1)
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -215,6 +218,7 @@ def main() -> None:
     )
     parser.add_argument("--window", type=int, default=MotionConfig.window_frames)
     parser.add_argument("--no-level", action="store_true", help="ablation: phones only")
+    parser.add_argument("--open-weight", type=float, default=TrainOptions.open_weight)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -227,7 +231,11 @@ def main() -> None:
         config = MotionConfig(**state["config"])
         if args.lookahead_ms is not None:  # fine-tune into a shorter (or longer) look-ahead
             config = replace(config, lookahead_samples=int(args.lookahead_ms * 16))
+    # press/tuck are labelled from the alignment: a clip the aligner could not align is left out.
+    aligned = [c for c in clip_ids() if (ALIGN_DIR / f"{c}.json").exists()]
     train_ids, dev_ids = split_ids(clip_ids())
+    train_ids = [c for c in train_ids if c in aligned]
+    dev_ids = [c for c in dev_ids if c in aligned]
     train_clips = [load_clip(c) for c in train_ids]
     dev_clips = [load_clip(c) for c in dev_ids]
     train_ex = build_examples(train_clips, sources, config)
@@ -240,7 +248,9 @@ def main() -> None:
         ok = train_ex.valid
         model.out_mean.copy_(train_ex.y[ok].mean(0))
         model.out_std.copy_(train_ex.y[ok].std(0))
-    opts = TrainOptions(epochs=args.epochs, lr=args.lr, use_level=not args.no_level)
+    opts = TrainOptions(
+        epochs=args.epochs, lr=args.lr, use_level=not args.no_level, open_weight=args.open_weight
+    )
     if args.no_level:
         dev_ex.level.zero_()
     train(model, train_ex, opts, (dev_ex, dev_clips))

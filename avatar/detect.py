@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from lipstream.avatar.errors import NoFaceError, NotAnImageError, PhotoTooLargeError
+from lipstream.realtime.onnx_session import onnx_session
 
 MAX_PIXELS = 20_000_000  # the server's upload limit; decoding more costs seconds and hundreds of MB
 MESH_CROP_SCALE = 2.2  # mesh crop side / detection box side: the whole head plus margin
@@ -100,16 +101,9 @@ def decode_photo(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-@functools.cache
 def _session(name: str) -> ort.InferenceSession:
     """The model ``models/landmarks/<name>.onnx``, loaded once per process, one thread."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(
-        str(MODEL_DIR / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"]
-    )
+    return onnx_session(MODEL_DIR / f"{name}.onnx")
 
 
 @functools.cache

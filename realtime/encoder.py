@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .features import FeatureConfig, FeatureStream
+from .onnx_session import onnx_session
 from .phoneset import PHONES
 
 logger = logging.getLogger(__name__)
@@ -71,14 +71,11 @@ def read_contract(session: ort.InferenceSession) -> EncoderContract:
                            int(meta["frame_rate_hz"]), shapes)  # fmt: skip
 
 
-@lru_cache(maxsize=4)
-def load_session(path: str, intra_op_threads: int = 1) -> tuple[ort.InferenceSession, EncoderContract]:
-    """One session per model file per process (cached); threads set explicitly for shared CPUs."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_op_threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+def load_session(
+    path: str, intra_op_threads: int = 1
+) -> tuple[ort.InferenceSession, EncoderContract]:
+    """The process-wide session for ``path`` (``realtime/onnx_session.py``) and its contract."""
+    session = onnx_session(path, intra_op_threads)
     return session, read_contract(session)
 
 

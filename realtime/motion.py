@@ -24,7 +24,8 @@ import numpy as np
 import onnxruntime as ort
 
 from .clock import MediaClock
-from .phonemes import PHONES, SIL
+from .onnx_session import onnx_session
+from .phoneset import PHONES, SIL
 from .pose import MOUTH_PARAMS, N_MOUTH_PARAMS
 
 logger = logging.getLogger(__name__)
@@ -124,10 +125,7 @@ class MotionModel:
     """
 
     def __init__(self, path: Path = MOTION_ONNX, threads: int = ONNX_THREADS) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(path, threads)
         self.contract = _read_contract(self._session, path)
 
     def __call__(self, windows: np.ndarray, levels_db: np.ndarray) -> np.ndarray:

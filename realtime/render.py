@@ -1,21 +1,21 @@
 """Renders one video frame for one pose: the generator ONNX on the face crop, pasted into the frame.
 
 One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in
-the process; ``InferenceSession.run`` is thread-safe, and everything per avatar is read-only numpy,
-so any
-number of sessions may call ``Renderer.render`` at once from their own threads.
+the process (``realtime/onnx_session.py``); ``InferenceSession.run`` is thread-safe, and everything
+per avatar is read-only numpy, so any number of sessions may call ``Renderer.render`` at once from
+their own threads.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
+from lipstream.realtime.onnx_session import onnx_session
 from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
@@ -24,8 +24,6 @@ POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "h
 
 logger = logging.getLogger(__name__)
 
-_sessions: dict[tuple[str, int, tuple[str, ...]], ort.InferenceSession] = {}
-_sessions_lock = threading.Lock()
 
 
 class GeneratorContractError(RuntimeError):
@@ -40,19 +38,9 @@ def generator_session(
     Raises:
         GeneratorContractError: the model's metadata differs from ``RIG_FIELDS``/``MAP_CHANNELS``.
     """
-    provs = tuple(providers or ["CPUExecutionProvider"])
-    key = (str(path), threads, provs)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = ort.InferenceSession(str(path), opts, providers=list(provs))
-            if path.name == GENERATOR_ONNX.name:
-                _check_contract(session, path)
-            _sessions[key] = session
+    session = onnx_session(path, threads, providers)
+    if path.name == GENERATOR_ONNX.name:
+        _check_contract(session, path)
     return session
 
 

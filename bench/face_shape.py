@@ -23,9 +23,7 @@ These are the definitions of issue 11. ``reenact_r`` is ``bench/reenactment.py``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,7 +42,7 @@ from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pose import FramePose
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reenactment import FPS, drive, make_driver  # noqa: E402
+from reenactment import FPS, drive, make_driver, write_report  # noqa: E402
 
 logger = logging.getLogger("face_shape")
 
@@ -254,18 +252,7 @@ def main() -> None:
         contact_sheet([r for r in results if "real_frames" in r], drivers[0], args.sheet)
     clips = [{k: v for k, v in r.items() if k in ("clip", "open_frames", "ssim_still", *drivers)}
              for r in results]  # fmt: skip
-    report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": platform.platform(),
-        "elapsed_s": round(time.monotonic() - started, 1),
-        "data": "GRID s1 dev split (every 20th sorted clip id), CC BY 4.0, Cooke et al. 2006",
-        "summary": summary,
-        "clips": clips,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    for key, value in summary.items():
-        print(f"{key:12s} " + " ".join(f"{k}={v:.3f}" for k, v in value.items()))
+    write_report(args.out, started, summary, clips)
 
 
 if __name__ == "__main__":

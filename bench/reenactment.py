@@ -151,6 +151,26 @@ def summarise(results: list[dict], drivers: list[str]) -> dict:
     return out
 
 
+def write_report(
+    out: Path, started: float, summary: dict, clips: list[dict], **extra: object
+) -> None:
+    """Writes a GRID s1 dev-set report (command, machine, time, summary, clips) and prints it."""
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": platform.platform(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        **extra,
+        "data": "GRID s1 dev split (every 20th sorted clip id), CC BY 4.0, Cooke et al. 2006",
+        "summary": summary,
+        "clips": clips,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    width = max(map(len, summary), default=0)
+    for key, value in summary.items():
+        print(f"{key:{width}s} " + " ".join(f"{k}={v:.3f}" for k, v in value.items()))
+
+
 def main() -> None:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,19 +199,7 @@ def main() -> None:
         )
         logger.info("%s %s", clip_id, {d: results[-1][d] for d in drivers})
     summary = summarise(results, drivers)
-    report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": platform.platform(),
-        "elapsed_s": round(time.monotonic() - started, 1),
-        "pitch_cents": args.pitch_cents,
-        "data": "GRID s1 dev split (last 10% of sorted clip ids), CC BY 4.0, Cooke et al. 2006",
-        "summary": summary,
-        "clips": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    for key, value in summary.items():
-        print(f"{key:20s} " + " ".join(f"{k}={v:.3f}" for k, v in value.items()))
+    write_report(args.out, started, summary, results, pitch_cents=args.pitch_cents)
 
 
 if __name__ == "__main__":

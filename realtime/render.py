@@ -25,7 +25,6 @@ POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "h
 logger = logging.getLogger(__name__)
 
 
-
 class GeneratorContractError(RuntimeError):
     """The generator ONNX was exported for another rig, map or pose layout than this code's."""
 

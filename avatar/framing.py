@@ -16,6 +16,7 @@ from lipstream.avatar.rig import CHIN, FOREHEAD, face_height
 
 CROP_PER_FACE_H = 1.6  # face crop side / face height: forehead to below the chin, cheek to cheek
 MAX_CROP_PX = 256  # the generator's cost grows with its crop area; larger face views are upscaled
+MIN_CROP_PX = 160  # the rig's lip and eye maps need this many pixels, whatever the photo holds
 MAX_VIEW_PX = 512  # largest face view in the frame (close-ups are shrunk to fit it)
 UPSCALED_VIEW_BELOW_COVER = 0.75  # 1:1 unless it shrinks the photo below 75% of a 512 px frame
 MIN_FRAME_PX = 512
@@ -99,7 +100,18 @@ def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray, mode: str = "auto") 
     cx, cy = centre * scale - np.array(offs)
     x0 = int(min(max(round(cx - view / 2), 0), fw - view))
     y0 = int(min(max(round(cy - view / 2), 0), fh - view))
-    return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), view, min(view, MAX_CROP_PX))
+    return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), view, _crop_px(view, scale))
+
+
+def _crop_px(view: int, scale: float) -> int:
+    """Side of the square the generator works on for a ``view`` px face view (even).
+
+    Never more pixels than the photo holds there: a face enlarged into the frame (``scale`` > 1)
+    is rendered at its photo resolution and upscaled with the rest of the view, which costs ~1 ms
+    where the generator's cost grows with its area (10.3 ms at 256 px, 5 ms at 172 px).
+    """
+    photo_px = _even(view / scale) if scale > 1.0 else view
+    return min(view, MAX_CROP_PX, max(photo_px, MIN_CROP_PX))
 
 
 def render_frame(rgb: np.ndarray, framing: Framing) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """Bumped whenever the files below change meaning; cached avatars of another version are rebuilt."""
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows

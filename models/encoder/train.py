@@ -50,8 +50,9 @@ def load_shard(name: str) -> dict[str, np.ndarray]:
 class CropSampler:
     """Random (B, CROP, F) crops from the training sets, set chosen by weight."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, batch: int = BATCH) -> None:
         self.rng = rng
+        self.batch_size = batch
         self.sets = {k: load_shard(f"train_{k}") for k in SET_WEIGHTS if (CORPUS_DIR / f"train_{k}.npz").exists()}
         w = np.array([SET_WEIGHTS[k] for k in self.sets])
         self.names, self.weights = list(self.sets), w / w.sum()
@@ -61,7 +62,7 @@ class CropSampler:
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, CROP, F) float32 and labels (B, CROP) int64."""
         feats, labels = [], []
-        for name in self.rng.choice(self.names, size=BATCH, p=self.weights):
+        for name in self.rng.choice(self.names, size=self.batch_size, p=self.weights):
             s = self.sets[name]
             start = int(self.rng.integers(0, len(s["labels"]) - CROP_FRAMES))
             feats.append(s["feats"][start : start + CROP_FRAMES])
@@ -107,37 +108,53 @@ def delayed_loss(logits: torch.Tensor, labels: torch.Tensor, lookahead: int, cri
 def evaluate(model: StreamingEncoder, shard: dict[str, np.ndarray]) -> dict[str, float]:
     """Whole-utterance (from-start) predictions, delayed by L, scored per frame."""
     model.eval()
+    device = next(model.parameters()).device
     L, preds, refs = model.cfg.lookahead_frames, [], []
     starts = shard["starts"]
     for i in range(len(starts) - 1):
         f = torch.from_numpy(shard["feats"][starts[i] : starts[i + 1]].astype(np.float32))[None]
         f = torch.cat([f, torch.zeros(1, L, f.shape[2])], dim=1)
-        logits = model(f, *model.initial_state(1))[0][0, L:]
-        preds.append(logits.argmax(-1).numpy())
+        state = [t.to(device) for t in model.initial_state(1)]
+        logits = model(f.to(device), *state)[0][0, L:]
+        preds.append(logits.argmax(-1).cpu().numpy())
         refs.append(shard["labels"][starts[i] : starts[i + 1]])
     model.train()
     return frame_metrics(np.concatenate(preds), np.concatenate(refs))
 
 
-def train(cfg: EncoderConfig, steps: int, minutes: float, out: Path, lr: float) -> dict[str, object]:
-    """Train, then save ``out/encoder.pt`` + ``out/metrics.json``; returns the metrics."""
+def train(
+    cfg: EncoderConfig,
+    steps: int,
+    minutes: float,
+    out: Path,
+    lr: float,
+    batch: int = BATCH,
+    device: str = "cpu",
+) -> dict[str, object]:
+    """Train, then save ``out/encoder.pt`` + ``out/metrics.json``; returns the metrics.
+
+    ``device`` only moves the network's arithmetic (crops and augmentation stay on the CPU and the
+    seeded numpy generator), so a CUDA run draws the same crops as a CPU run of the same ``batch``.
+    """
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    sampler = CropSampler(rng)
+    sampler = CropSampler(rng, batch)
     dev = {k: load_shard(k) for k in DEV_SETS if (CORPUS_DIR / f"{k}.npz").exists()}
-    model = StreamingEncoder(cfg)
+    model = StreamingEncoder(cfg).to(device)
     logger.info("params %d, lookahead %d frames", count_parameters(model), cfg.lookahead_frames)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.08)
     class_weight = torch.ones(cfg.n_phones)
     class_weight[[PHONE_TO_INDEX[p] for p in ("P", "B", "M")]] = BILABIAL_WEIGHT
-    crit = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=0.1)
+    crit = nn.CrossEntropyLoss(weight=class_weight.to(device), label_smoothing=0.1)
     out.mkdir(parents=True, exist_ok=True)
     t0, done = time.monotonic(), 0
     for step in range(steps):
         x, y = sampler.batch()
-        logits = model(freq_mask(mel_warp(x, rng), rng), *model.initial_state(BATCH))[0]
-        loss = delayed_loss(logits, y, cfg.lookahead_frames, crit)
+        x = freq_mask(mel_warp(x, rng), rng).to(device)
+        state = [t.to(device) for t in model.initial_state(batch)]
+        logits = model(x, *state)[0]
+        loss = delayed_loss(logits, y.to(device), cfg.lookahead_frames, crit)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -147,20 +164,25 @@ def train(cfg: EncoderConfig, steps: int, minutes: float, out: Path, lr: float) 
         if step % 100 == 0:
             logger.info("step %d loss %.3f %.0fs", step, loss.item(), time.monotonic() - t0)
         if step % 500 == 499:
-            torch.save({"cfg": cfg.as_dict(), "state": model.state_dict()}, out / "encoder.pt")
+            torch.save({"cfg": cfg.as_dict(), "state": _cpu_state(model)}, out / "encoder.pt")
             for name in ("dev_libritest", "dev_vctk"):
                 if name in dev:
                     logger.info("step %d %s %s", step, name, evaluate(model, dev[name]))
         if time.monotonic() - t0 > minutes * 60:
             logger.warning("stopping at step %d: time limit", step)
             break
-    torch.save({"cfg": cfg.as_dict(), "state": model.state_dict()}, out / "encoder.pt")
+    torch.save({"cfg": cfg.as_dict(), "state": _cpu_state(model)}, out / "encoder.pt")
     metrics = {k: evaluate(model, v) for k, v in dev.items()}
     result = {"steps": done, "params": count_parameters(model), "train_s": time.monotonic() - t0,
               "cfg": cfg.as_dict(), "dev": metrics}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     logger.info("done %s", json.dumps(result))
     return result
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights on the CPU, so a checkpoint from a GPU run loads anywhere."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,11 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--conv-channels", type=int, default=192)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--out", type=Path, default=CORPUS_DIR.parent / "encoder_run")
+    p.add_argument("--batch", type=int, default=BATCH, help="crops per step")
+    p.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     cfg = EncoderConfig(lookahead_frames=a.lookahead_frames, gru_hidden=a.gru_hidden, conv_channels=a.conv_channels)
-    train(cfg, a.steps, a.minutes, a.out, a.lr)
+    train(cfg, a.steps, a.minutes, a.out, a.lr, a.batch, a.device)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ PROTRUDE_GAIN = 0.8  # vermilion height added to each lip per unit of protrude (
 # to MediaPipe: rendered r 0.821 -> 0.829 on 8 dev clips, mouth-crop SSIM 0.824 -> 0.815 (1.4x:
 # 0.832, 0.807). bench/face_shape.py --limit 8.
 OPEN_GAIN = 1.25
-SHUT_FROM, SHUT_FULL = 0.4, 0.8  # press/tuck range over which the lips close
+SHUT_FROM, SHUT_FULL = 0.7, 1.0  # press/tuck range over which the lips close (motion CARD: why)
 PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
 TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap

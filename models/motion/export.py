@@ -1,6 +1,8 @@
 """Exports a trained motion checkpoint to ``models/motion/motion.onnx`` with its input contract.
 
-    python -m lipstream.models.motion.export ~/.cache/lipstream/motion/encoder.pt
+    python -m lipstream.models.motion.export ~/.cache/lipstream/motion/encoder.pt [more.pt ...]
+
+Several checkpoints export as one graph that averages them (``model.MotionEnsemble``).
 
 The contract travels as ONNX metadata (read and checked by ``lipstream.realtime.motion``): phone
 order, window length, look-ahead, hop, sample rate and the output columns.
@@ -17,7 +19,7 @@ import torch
 from lipstream.realtime.pose import MOUTH_PARAMS
 
 from .dataset import HOP_SAMPLES, PHONES, SAMPLE_RATE_HZ
-from .model import MotionConfig, MotionNet
+from .model import load_members
 
 logger = logging.getLogger(__name__)
 
@@ -28,16 +30,15 @@ OUTPUT_NAME = "mouth"
 OPSET = 17
 
 
-def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
+def export(checkpoints: list[Path], out: Path = ONNX_PATH) -> Path:
     """Writes the ONNX file and returns its path; checks it against torch on a random window."""
     import onnx
     import onnxruntime as ort
 
-    state = torch.load(checkpoint)
-    config = MotionConfig(**state["config"])
-    model = MotionNet(config)
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = load_members(checkpoints)
+    config = model.config
+    states = [torch.load(path) for path in checkpoints]
+    state = states[0]
     dummy = torch.softmax(torch.randn(2, config.window_frames, config.n_phones), -1)
     level = -60 + 40 * torch.rand(2, config.window_frames)
     batch = {0: "batch"}
@@ -60,7 +61,8 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
         "sample_rate_hz": str(SAMPLE_RATE_HZ),
         "mouth_params": ",".join(MOUTH_PARAMS),
         "level_input": LEVEL_NAME,
-        "dev_metrics": json.dumps(state.get("dev", {})),
+        "dev_metrics": json.dumps([st.get("dev", {}) for st in states]),
+        "members": str(len(states)),
         "sources": ",".join(state.get("sources", [])),
     }
     for key, value in meta.items():
@@ -81,11 +83,11 @@ def export(checkpoint: Path, out: Path = ONNX_PATH) -> Path:
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("-o", "--out", type=Path, default=ONNX_PATH)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    export(args.checkpoint, args.out)
+    export(args.checkpoints, args.out)
 
 
 if __name__ == "__main__":

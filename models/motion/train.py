@@ -217,15 +217,25 @@ def main() -> None:
         help="window end past the video frame's end (default 10; with --init, the checkpoint's)",
     )
     parser.add_argument("--window", type=int, default=MotionConfig.window_frames)
+    parser.add_argument("--hidden", type=int, default=MotionConfig.hidden)
+    parser.add_argument("--squeeze", type=int, default=MotionConfig.squeeze)
+    parser.add_argument("--head-hidden", type=int, default=MotionConfig.head_hidden)
     parser.add_argument("--no-level", action="store_true", help="ablation: phones only")
     parser.add_argument("--open-weight", type=float, default=TrainOptions.open_weight)
+    parser.add_argument("--seed", type=int, default=TrainOptions.seed, help="init and batch order")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     sources = args.source.split(",")
     lookahead_ms = 10.0 if args.lookahead_ms is None else args.lookahead_ms
-    config = MotionConfig(window_frames=args.window, lookahead_samples=int(lookahead_ms * 16))
+    config = MotionConfig(
+        window_frames=args.window,
+        lookahead_samples=int(lookahead_ms * 16),
+        hidden=args.hidden,
+        squeeze=args.squeeze,
+        head_hidden=args.head_hidden,
+    )
     if args.init:
         state = torch.load(args.init)
         config = MotionConfig(**state["config"])
@@ -249,7 +259,11 @@ def main() -> None:
         model.out_mean.copy_(train_ex.y[ok].mean(0))
         model.out_std.copy_(train_ex.y[ok].std(0))
     opts = TrainOptions(
-        epochs=args.epochs, lr=args.lr, use_level=not args.no_level, open_weight=args.open_weight
+        epochs=args.epochs,
+        lr=args.lr,
+        use_level=not args.no_level,
+        open_weight=args.open_weight,
+        seed=args.seed,
     )
     if args.no_level:
         dev_ex.level.zero_()

@@ -9,7 +9,11 @@ voice line up without the live pipeline delay.
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,10 +24,12 @@ from lipstream.realtime.avatar import Avatar
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
 from lipstream.realtime.driver import make_driver
 from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 from tqdm import tqdm
 
 CHUNK_SAMPLES = SAMPLE_RATE_HZ // 50  # 20 ms, one WebRTC Opus packet
+FRAMES_IN_FLIGHT = 8  # rendered ahead of the encoder: bounds memory on long files
 OUTPUT_AUDIO_RATE_HZ = 48_000
 
 
@@ -43,7 +49,7 @@ def read_audio_16k(path: Path) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32)
 
 
-def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
+def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list[FramePose]:
     """Feeds ``audio`` in live-sized chunks, then pads with silence so the last frame completes."""
     poses = []
     for start in range(0, len(audio), CHUNK_SAMPLES):
@@ -52,6 +58,23 @@ def render_poses(pipeline: MotionPipeline, audio: np.ndarray) -> list:
     poses.extend(pipeline.push(np.zeros(tail, dtype=np.float32)))
     n_frames = -(-len(audio) * pipeline.clock.fps // SAMPLE_RATE_HZ)
     return poses[:n_frames]
+
+
+def rendered_in_order(renderer: Renderer, poses: Iterable[FramePose]) -> Iterator[np.ndarray]:
+    """``renderer.render`` of each pose, in order, computed by one thread per core.
+
+    ``Renderer.render`` is thread-safe and onnxruntime releases the GIL, so the frames render in
+    parallel while the caller encodes; at most ``FRAMES_IN_FLIGHT`` wait, however long the file.
+    """
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(workers, thread_name_prefix="render") as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for pose in poses:
+            pending.append(pool.submit(renderer.render, pose))
+            if len(pending) >= FRAMES_IN_FLIGHT:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def render_file(
@@ -74,8 +97,9 @@ def render_file(
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"preset": "veryfast", "crf": "20"}
         sound = container.add_stream("aac", rate=OUTPUT_AUDIO_RATE_HZ)
-        for pose in tqdm(poses, desc="render", unit="frame"):
-            frame = av.VideoFrame.from_ndarray(renderer.render(pose), format="rgb24")
+        rendered = rendered_in_order(renderer, poses)
+        for pose, image in tqdm(zip(poses, rendered, strict=True), total=len(poses), desc="render"):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = pose.index
             frame.time_base = Fraction(1, fps)
             container.mux(video.encode(frame))

@@ -67,6 +67,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         turn_secret=args.turn_secret or os.environ.get(TURN_SECRET_ENV) or None,
         max_uploads=args.max_uploads,
         framing=args.framing,
+        max_queue_s=args.max_queue_s,
     )
 
 
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-viewers", type=int, default=16, help="WHEP viewers per channel")
     serve.add_argument(
         "--max-uploads", type=int, default=16, help="uploaded avatars kept (least recently used go)"
+    )
+    serve.add_argument(
+        "--max-queue-s",
+        type=float,
+        default=30.0,
+        help="seconds of PCM a /ws/ingest publisher may queue; beyond it messages are refused",
     )
     serve.add_argument(
         "--turn-secret",

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import av
 from aiortc import RTCPeerConnection
@@ -40,6 +40,7 @@ from ..metrics import Metrics
 from ..tasks import TaskOwner
 from .channel import Channel
 from .frames import FrameComposer
+from .hush import Hush
 from .ingest import Arrived, AudioFrontEnd
 from .tracks import VOICE_RATE_HZ, silent_voice_frame
 
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 RECENT_DELAYS = 250  # voice frames (5 s) behind the delay figure shown on the talk page
 TIMELINE_FRAMES = 25 * 60 * 6  # per-frame timestamps kept for the bench: the last 6 min at 25 fps
-HUSH_STEP = 0.5  # after a clear the mouth eases to rest over two frames (as the VAD gate does)
 
 
 @dataclass(frozen=True)
@@ -93,42 +93,6 @@ class FrameTimes:
     rendered_at: float  # the rendered frame was handed to the outgoing track (encode, send next)
 
 
-class _Hush:
-    """The rest a ``clear`` imposes on the mouth; read and changed on the worker thread only.
-
-    ``requested`` and ``resume_requested`` are set on the event loop and read by the next trip.
-    """
-
-    def __init__(self) -> None:
-        self.requested = 0  # clears asked for (event loop)
-        self.seen = 0  # clears applied (worker)
-        self.resume_requested = False  # real audio follows (event loop)
-        self.active = False
-        self.gain = 1.0
-        self.resume_at: int | None = None  # input sample from which the mouth moves again
-
-    def start_trip(self, samples_seen: int) -> None:
-        """Takes up what the event loop asked for since the last trip."""
-        if self.seen != self.requested:
-            self.seen = self.requested
-            self.active, self.resume_at = True, None
-        if self.resume_requested:
-            self.resume_requested = False
-            if self.active and self.resume_at is None:
-                self.resume_at = samples_seen
-
-    def apply(self, pose: FramePose, frame_start: int) -> FramePose:
-        """The pose as shown: eased to rest while hushed."""
-        if not self.active:
-            return pose
-        if self.resume_at is not None and frame_start >= self.resume_at:
-            self.active, self.gain = False, 1.0
-            return pose
-        self.gain = max(self.gain - HUSH_STEP, 0.0)
-        mouth = (pose.mouth * self.gain).astype(pose.mouth.dtype)
-        return replace(pose, mouth=mouth, speaking=False)
-
-
 class AvatarSession:
     """Pipeline and renderer for one speaker (or a channel's idle face), publishing on a channel.
 
@@ -159,7 +123,7 @@ class AvatarSession:
         self._metrics = metrics
         self._events = events
         self._front_end = AudioFrontEnd()
-        self._hush = _Hush()
+        self._hush = Hush()
         # One single-thread worker: motion state stays ordered without locks.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"session-{session_id}")
         self._peers: set[RTCPeerConnection] = set()

@@ -199,9 +199,14 @@ async def test_a_viewer_stays_across_speakers_and_a_clear_silences_it(
 ) -> None:
     base = str(client.make_url("")).rstrip("/")
     viewer = WebRtcClient(base, keep_frames=False)
+    events: list[dict[str, Any]] = []
+    channel = viewer.pc.createDataChannel("events")
+    channel.on("message", lambda text: events.append(json.loads(text)))
     try:
         await viewer.view("stage")  # before anyone speaks: the idle face
         await until(lambda: len(viewer.received.video_at) >= 10, DEADLINE_S, "idle frames")
+        await until(lambda: len(events) >= 10, DEADLINE_S, "events on the data channel")
+        assert events[-1]["type"] == "frame" and events[-1]["idle"] is True
         for _speaker in range(2):
             ingest = await _ingest(client, "stage")
             heard = len(viewer.received.audio_rms)
@@ -227,5 +232,6 @@ async def test_a_viewer_stays_across_speakers_and_a_clear_silences_it(
             lambda: len(viewer.received.video_at) > frames + 10, DEADLINE_S, "idle frames again"
         )
         assert viewer.pc.connectionState == "connected"  # one connection throughout
+        assert any(e["speaking"] for e in events) and events[-1]["idle"] is True
     finally:
         await viewer.close()

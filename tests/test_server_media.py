@@ -32,8 +32,9 @@ class FakeSession:
         self.calls: list[str] = []  # clear / resume, in order
         self._fail_after = fail_after
 
-    def clear(self) -> None:
+    def clear(self) -> float:
         self.calls.append("clear")
+        return 0.04  # two voice frames held
 
     def resume(self) -> None:
         self.calls.append("resume")
@@ -158,6 +159,7 @@ async def test_pcm_playout_clear_reports_the_position_and_starts_a_new_segment()
     task = asyncio.get_running_loop().create_task(playout.run())
     try:
         await session.frames(5)
+        played = len(session.fed)
         playout.clear()
         assert playout.queued_s == 0 and session.calls == ["clear"]
         finished = [m for m in sent if m["type"] == "playback_finished"]
@@ -169,7 +171,7 @@ async def test_pcm_playout_clear_reports_the_position_and_starts_a_new_segment()
                 "interrupted": True,
             }
         ]
-        assert 0.1 <= float(finished[0]["position_s"]) < 1.0  # type: ignore[arg-type]
+        assert finished[0]["position_s"] == round(played * 0.02 - 0.04, 3)  # less what was held
         fed = len(session.fed)
         playout.push(np.ones(640, "<i2").tobytes())
         await session.frames(fed + 3)

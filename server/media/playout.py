@@ -34,8 +34,8 @@ class Clearable(Protocol):
         """Runs one input frame through the pipeline."""
         ...
 
-    def clear(self) -> None:
-        """Silences the voice not yet sent and eases the mouth to rest."""
+    def clear(self) -> float:
+        """Silences the voice not yet sent and eases the mouth to rest; returns its seconds."""
         ...
 
     def resume(self) -> None:
@@ -110,27 +110,33 @@ class PcmPlayout:
             self._finish(self._segment, interrupted=False)
 
     def clear(self) -> None:
-        """Drops every queued frame at once; the session's voice falls silent, its mouth rests."""
+        """Drops every queued frame at once; the session's voice falls silent, its mouth rests.
+
+        ``playback_finished`` then says where the segment was cut: the audio fed to the session,
+        less the voice the session still held (it never reaches a listener).
+        """
         current = self._playing or (self._frames[0][0] if self._frames else None)
         self._frames.clear()
         self._partial = b""
+        unheard_s = self._session.clear()  # fed to the session, but its voice had not left
         if current is not None:
-            self._finish(current, interrupted=True)
+            self._finish(current, interrupted=True, unheard_s=unheard_s)
         if not self._segment.ended and self._segment.frames:
             self._segment.ended = True  # the next push starts a new segment
         self._playing = None
         self._hushed = True
-        self._session.clear()
 
-    def _finish(self, segment: _Segment, interrupted: bool) -> None:
+    def _finish(self, segment: _Segment, interrupted: bool, unheard_s: float = 0.0) -> None:
+        """Reports ``segment`` done; its position is what left the server with the face."""
         if self._playing is segment:
             self._playing = None
         segment.ended = True
+        position_s = max(segment.played * SILENCE_STEP_S - unheard_s, 0.0)
         self._notify(
             {
                 "type": "playback_finished",
                 "segment": segment.number,
-                "position_s": round(segment.played * SILENCE_STEP_S, 3),
+                "position_s": round(position_s, 3),
                 "interrupted": interrupted,
             }
         )

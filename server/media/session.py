@@ -158,13 +158,16 @@ class AvatarSession:
 
     # --- input -----------------------------------------------------------------------------------
 
-    def clear(self) -> None:
+    def clear(self) -> float:
         """Interrupts: the voice not yet sent falls silent and the mouth rests within two frames.
 
-        The media clock runs on: held voice is replaced by silence of the same length.
+        The media clock runs on: held voice is replaced by silence of the same length. Returns the
+        seconds of voice that were fed but had not left, so the caller can say what was played.
         """
         self._hush.requested += 1
+        held_s = sum(h.frame.samples / h.frame.sample_rate for h in self._held)
         self._held = deque(_silenced(held) for held in self._held)
+        return held_s
 
     def resume(self) -> None:
         """Real audio follows a ``clear``: frames from the next input on move the mouth again."""

@@ -26,6 +26,7 @@ from lipstream.avatar import build_avatar
 from lipstream.realtime.avatar import Avatar as PreparedAvatar
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 from lipstream.realtime.visemes import make_driver_with_events
 
@@ -120,7 +121,7 @@ class AvatarStream:
         self._hush.requested += 1
         self._silenced_until = self._pipeline.samples_seen
 
-    def _frame(self, pose: Any) -> AvatarFrame:
+    def _frame(self, pose: FramePose) -> AvatarFrame:
         pose = self._hush.apply(pose, self._clock.frame_start(pose.index))
         lag = self._pipeline.lips_lag_samples
         start = self._clock.frame_start(pose.index) - lag

@@ -12,11 +12,13 @@ import asyncio
 from typing import Any
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .ingest import SILENCE_STEP_S, pcm_frame
+from .ingest import SILENCE_STEP_S
+from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ
 
-CAPTURE_RATE_HZ = 48_000  # what sound cards and PulseAudio sources offer natively
+CAPTURE_RATE_HZ = VOICE_RATE_HZ  # 48 kHz: what sound cards and PulseAudio sources offer natively
 QUEUE_BLOCKS = 50  # 1 s of 20 ms blocks between PortAudio's thread and the loop
 
 
@@ -45,7 +47,7 @@ def list_devices() -> str:
 
 
 class MicrophoneTrack(MediaStreamTrack):
-    """Mono s16 48 kHz frames of 20 ms from an input device; create on the event loop."""
+    """20 ms frames from a mono input device; create on the event loop."""
 
     kind = "audio"
 
@@ -76,10 +78,19 @@ class MicrophoneTrack(MediaStreamTrack):
         self._queue.put_nowait(pcm)
 
     async def recv(self) -> av.AudioFrame:
-        """The next captured 20 ms block."""
+        """The next captured 20 ms block, in the voice format (48 kHz s16 stereo).
+
+        The reader loop fills stalls with silence in that format, and one session's resampler
+        accepts one input format only, so the microphone's mono is doubled here.
+        """
         if self.readyState != "live":
             raise MediaStreamError
-        return pcm_frame(await self._queue.get(), CAPTURE_RATE_HZ)
+        mono = np.frombuffer(await self._queue.get(), dtype=np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(mono, 2).reshape(1, -1), format="s16", layout=VOICE_LAYOUT
+        )
+        frame.sample_rate = VOICE_RATE_HZ
+        return frame
 
     def stop(self) -> None:
         """Stops and closes the capture stream."""

@@ -6,9 +6,9 @@ each interruption the viewer's own received media are read:
 
 - voice silent: the arrival of the last received audio frame louder than ``SILENT_RMS`` within
   ``WINDOW_S`` after the clear, plus its 20 ms (the clear itself if there is none);
-- mouth at rest: the arrival of the first received video frame from which every frame in the
-  window measures (MediaPipe, ``bench/mouth.py``) no more open than the idle face did before the
-  first sentence (its 95th percentile + ``REST_MARGIN``).
+- mouth at rest: the arrival of the first received video frame after the clear from which every
+  frame in the window measures (MediaPipe, ``bench/mouth.py``) no more open than the idle face did
+  before the first sentence (its 95th percentile + ``REST_MARGIN``).
 
 The figure is max(voice silent, mouth at rest) - clear, per interruption; p50/p95 over all.
 Interruptions where the mouth was not open or the voice not audible just before the clear say
@@ -127,7 +127,12 @@ def _analyse(
         window_v = (video_at >= t) & (video_at < t + WINDOW_S)
         times, values = video_at[window_v], openings[window_v]
         moving = np.flatnonzero(~(values <= rest_level))  # NaN (no face) counts as not at rest
-        rest_at = t if len(moving) == 0 else times[min(moving[-1] + 1, len(times) - 1)]
+        if len(moving) == 0:
+            rest_at = times[0] if len(times) else t + WINDOW_S  # the first frame shows rest
+        elif moving[-1] + 1 < len(times):
+            rest_at = times[moving[-1] + 1]
+        else:
+            rest_at = t + WINDOW_S  # never at rest within the window
         window_a = (audio_at >= t) & (audio_at < t + WINDOW_S)
         loud = np.flatnonzero(rms[window_a] > SILENT_RMS)
         silent_at = t if len(loud) == 0 else audio_at[window_a][loud[-1]] + 0.02

@@ -6,7 +6,7 @@ posteriors of the streaming encoder (where the learned driver runs) and the six 
 (``pose.MOUTH_PARAMS``), so they move exactly as the rendered face does.
 
 Scales are the mouth parameters' ranges on GRID s1 (``models/motion/CARD.md``): ``open`` reaches
-about 0.10 face heights in a wide vowel, ``width`` and ``protrude`` vary about ±0.04 and ±0.03.
+about 0.12 face heights wide open, ``width`` and ``protrude`` vary about ±0.04 and ±0.03.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .motion import HOP_SAMPLES, PosteriorEncoder
 from .phoneset import PHONE_TO_VISEME_INDEX, VISEMES
 from .pose import MOUTH_PARAMS, FramePose
 
-OPEN_FULL = 0.10  # ``open`` (face heights) that maps to jawOpen 1: a wide /aa/ on GRID s1
+OPEN_FULL = 0.12  # ``open`` (face heights) that maps to jawOpen 1: a wide open mouth (pose.py)
 WIDTH_FULL = 0.03  # |``width``| (face heights) for a full smile or pucker
 PROTRUDE_FULL = 0.02  # ``protrude`` (face heights) for a full funnel
 FUNNEL_OPEN = 0.03  # a funnel needs the lips apart: full at this ``open`` and above

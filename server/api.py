@@ -110,6 +110,7 @@ class AvatarStream:
             raise ValueError(f"rate_hz must be positive, got {rate_hz}")
         if samples.any() and (self._hush.active or self._hush.requested != self._hush.seen):
             self._hush.resume_requested = True  # real audio lifts a clear's rest
+            self._silenced_until = self._pipeline.samples_seen
         audio = self._front_end.convert(pcm_frame(samples.tobytes(), rate_hz)).pipeline
         self._hush.start_trip(self._pipeline.samples_seen)
         self._voice = np.concatenate([self._voice, audio])
@@ -119,7 +120,8 @@ class AvatarStream:
     def clear(self) -> None:
         """Interrupts: voice not yet returned falls silent; the mouth rests within two frames."""
         self._hush.requested += 1
-        self._silenced_until = self._pipeline.samples_seen
+        # Until real audio follows: the resampler still holds a little of the cleared voice.
+        self._silenced_until = 2**62
 
     def _frame(self, pose: FramePose) -> AvatarFrame:
         pose = self._hush.apply(pose, self._clock.frame_start(pose.index))

@@ -40,6 +40,14 @@ class Hush:
             if self.active and self.resume_at is None:
                 self.resume_at = samples_seen
 
+    def mutes(self, sample: int) -> bool:
+        """Whether the voice of input from ``sample`` on is silenced.
+
+        From a clear until real audio follows: the resampler still holds a few milliseconds of the
+        cleared voice, and those would leave one pipeline delay later.
+        """
+        return self.active and (self.resume_at is None or sample < self.resume_at)
+
     def apply(self, pose: FramePose, frame_start: int) -> FramePose:
         """The pose as shown: eased to rest while hushed."""
         if not self.active:

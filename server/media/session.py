@@ -205,6 +205,7 @@ class AvatarSession:
         resample_s = motion_s = 0.0
         self._hush.start_trip(self._pipeline.samples_seen)
         for item in batch:
+            muted = self._hush.mutes(self._pipeline.samples_seen)
             start = time.thread_time()
             converted = self._front_end.convert(item.frame)
             mid = time.thread_time()
@@ -217,7 +218,10 @@ class AvatarSession:
             resample_s += mid - start
             motion_s += time.thread_time() - mid
             end_sample = self._pipeline.samples_seen
-            held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in converted.voice]
+            voices = converted.voice
+            if muted:  # the resampler's tail of the cleared voice, or the silence after it
+                voices = [silent_voice_frame(voice.samples) for voice in voices]
+            held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in voices]
         self._metrics.stage_cpu.labels("resample").inc(resample_s)
         self._metrics.stage_cpu.labels("motion").inc(motion_s)
         events = [{"pose": pose, **self._events.describe(pose)} for pose in poses]

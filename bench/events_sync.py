@@ -2,10 +2,12 @@
 
 A WHEP viewer (aiortc) opens the ``events`` data channel on its connection and measures every
 received frame's mouth opening with MediaPipe (``bench/mouth.py``); a voice agent pushes speech over
-``/ws/ingest``. Each received frame is paired with the event that arrived nearest before it (the
-server sends a frame's event right after handing the frame to the encoder), and Pearson r between
-the opening and ``jawOpen`` is computed with the events shifted by -3..3 frames. The events are
-usable by a rig when the best r is high and its lag is within one frame.
+``/ws/ingest``. A received frame's RTP timestamp counts channel frames from a random origin, so the
+frames' numbers are known up to one constant: the constant is taken as the most common difference
+between a frame's number and that of the event that arrived last before it (the server sends a
+frame's event right after handing the frame to the encoder). Pearson r between the opening and
+``jawOpen`` is then computed with the events shifted by -3..3 frames. The events are usable by a
+rig when the best r is high and its lag is within one frame.
 
     python -m bench.events_sync --driver learned
 """
@@ -31,6 +33,7 @@ from bench.whip_client import WebRtcClient
 
 CHANNEL = "events"
 LAGS = range(-3, 4)  # frames
+RTP_TICKS_PER_FRAME = 90_000 // 25  # the RTP video clock at the server's default 25 fps
 REPEATS = 4  # sentences pushed back to back (about 16 s of speech)
 
 
@@ -52,23 +55,28 @@ async def run(url: str) -> dict[str, Any]:
     openings = np.asarray(viewer.received.probes, dtype=np.float64)
     meter.close()
     video_at = np.asarray(viewer.received.video_at[: len(openings)])
-    return analyse(video_at, openings, events)
+    pts = np.asarray(viewer.received.video_pts[: len(openings)], dtype=np.int64)
+    return analyse(video_at, pts, openings, events)
 
 
 def analyse(
-    video_at: np.ndarray, openings: np.ndarray, events: list[tuple[float, dict[str, Any]]]
+    video_at: np.ndarray,
+    pts: np.ndarray,
+    openings: np.ndarray,
+    events: list[tuple[float, dict[str, Any]]],
 ) -> dict[str, Any]:
     frames = [(t, e) for t, e in events if e.get("type") == "frame"]
     event_at = np.asarray([t for t, _ in frames])
     jaw_by_frame = {e["frame"]: e["weights"]["jawOpen"] for _, e in frames}
     speaking = {e["frame"] for _, e in frames if e["speaking"]}
-    paired = []
-    for t, opening in zip(video_at, openings, strict=True):
-        k = int(np.searchsorted(event_at, t, side="right")) - 1
-        if k >= 0 and np.isfinite(opening):
-            paired.append((frames[k][1]["frame"], opening))
-    numbers = np.asarray([n for n, _ in paired])
-    values = np.asarray([v for _, v in paired])
+    index = np.round((pts - pts[0]) / RTP_TICKS_PER_FRAME).astype(np.int64)
+    last_event = np.searchsorted(event_at, video_at, side="right") - 1
+    pairs = zip(last_event, index, strict=True)
+    differences = [frames[k][1]["frame"] - i for k, i in pairs if k >= 0]
+    values_, counts = np.unique(differences, return_counts=True)
+    origin = int(values_[np.argmax(counts)])
+    keep = np.isfinite(openings)
+    numbers, values = index[keep] + origin, openings[keep]
     # Speech and the second after it: the idle face's stillness would inflate r.
     near_speech = np.asarray([any(n - d in speaking for d in range(25)) for n in numbers])
     per_lag = {}
@@ -86,6 +94,7 @@ def analyse(
         "r_by_lag_frames": {str(k): None if v is None else round(v, 3) for k, v in per_lag.items()},
         "best_lag_frames": best,
         "best_r": round(per_lag[best], 3),
+        "pairing_by_arrival_agrees": round(float(counts.max() / counts.sum()), 3),
     }
 
 

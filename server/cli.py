@@ -1,4 +1,4 @@
-"""The ``lipstream`` command: serve, render, phonemes, avatar build."""
+"""The ``lipstream`` command: serve, render, present, phonemes, avatar build."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         turn_secret=args.turn_secret or os.environ.get(TURN_SECRET_ENV) or None,
         max_uploads=args.max_uploads,
         framing=args.framing,
+        max_queue_s=args.max_queue_s,
     )
 
 
@@ -164,6 +165,36 @@ def _avatar_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _present(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .http.app import create_app
+    from .http.guard import RedactingAccessLogger
+    from .media.microphone import list_devices
+    from .presenter import add_presenter
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    options = ServeOptions(
+        avatar_photo=args.avatar, host=args.host, port=args.port, fps=args.fps, driver=args.driver
+    )
+    base = f"http://localhost:{options.port}"
+    print(f"lipstream: presenting on {base}/viewer?channel={quote(args.channel)} (OBS)", flush=True)
+    app = create_app(options)
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    add_presenter(app, args.channel, device)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        shutdown_timeout=2.0,
+        access_log_class=RedactingAccessLogger,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="lipstream", description=__doc__)
@@ -219,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-uploads", type=int, default=16, help="uploaded avatars kept (least recently used go)"
     )
     serve.add_argument(
+        "--max-queue-s",
+        type=float,
+        default=30.0,
+        help="seconds of PCM a /ws/ingest publisher may queue; beyond it messages are refused",
+    )
+    serve.add_argument(
         "--turn-secret",
         help=f"coturn static-auth-secret: browsers get short-lived TURN credentials "
         f"(or ${TURN_SECRET_ENV})",
@@ -245,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     phonemes.add_argument("--json", action="store_true", help="print JSON")
     phonemes.add_argument("--posteriors", action="store_true", help="include per-frame posteriors")
     phonemes.set_defaults(run=_phonemes)
+
+    present = commands.add_parser(
+        "present", help="drive a channel from this machine's microphone (for OBS)"
+    )
+    present.add_argument("--device", help="input device index or name (see --list-devices)")
+    present.add_argument("--list-devices", action="store_true", help="list input devices, exit")
+    present.add_argument("--channel", default="main")
+    present.add_argument("--avatar", type=Path, help="photo to animate (default: built-in)")
+    present.add_argument("--host", choices=LOOPBACK_HOSTS, default="127.0.0.1")
+    present.add_argument("--port", type=int, default=8080)
+    present.add_argument("--fps", type=int, default=25)
+    present.add_argument("--driver", choices=DRIVERS, default="learned")
+    present.set_defaults(run=_present)
 
     avatar = commands.add_parser("avatar", help="avatar preparation")
     avatar_commands = avatar.add_subparsers(dest="avatar_command", required=True)

@@ -29,6 +29,7 @@ class ServeOptions:
     turn_secret: str | None = None  # coturn's static-auth-secret: short-lived TURN credentials
     max_uploads: int = 16  # uploaded avatars kept (in memory and on disk), least recently used go
     framing: str = "auto"  # avatar/framing.py: "auto" (webcam-like) or "photo" (as it is)
+    max_queue_s: float = 30.0  # PCM a /ws/ingest publisher may queue ahead of playout
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
@@ -39,5 +40,7 @@ class ServeOptions:
             raise ValueError("max_viewers must be at least 0 and max_uploads at least 1")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, got {self.framing!r}")
+        if not 0 < self.max_queue_s <= 3600:
+            raise ValueError(f"max_queue_s must be in (0, 3600] seconds, got {self.max_queue_s}")
         if self.token is not None and not self.token:
             raise ValueError("the token must not be empty")

@@ -1,22 +1,28 @@
-"""What one running app holds: options, metrics, avatars, sessions and viewers."""
+"""What one running app holds: options, metrics, avatars, sessions, channels and viewers."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from aiohttp import web
 from aiortc import RTCPeerConnection
-from lipstream.realtime.clock import MediaClock
-from lipstream.realtime.driver import make_driver
+from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
+from lipstream.realtime.visemes import make_driver_with_events
 
 from .avatars import AvatarStore
+from .media.channel import Channel
+from .media.playout import PcmPlayout
 from .media.session import AvatarSession
 from .metrics import Metrics, new_metrics
 from .options import ServeOptions
 from .registry import SessionRegistry
+from .tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,8 +35,10 @@ class ServerState:
     metrics: Metrics = field(default_factory=new_metrics)
     avatars: AvatarStore = field(init=False)
     sessions: SessionRegistry = field(init=False)
-    viewers: dict[str, tuple[AvatarSession, RTCPeerConnection]] = field(default_factory=dict)
-    publishers: set[web.WebSocketResponse] = field(default_factory=set)  # open /ws/ingest sockets
+    channels: dict[str, Channel] = field(default_factory=dict)
+    viewers: dict[str, tuple[Channel, RTCPeerConnection]] = field(default_factory=dict)
+    publishers: dict[str, web.WebSocketResponse] = field(default_factory=dict)  # /ws/ingest, by id
+    listeners: set[web.WebSocketResponse] = field(default_factory=set)  # open /ws/events sockets
 
     def __post_init__(self) -> None:
         self.avatars = AvatarStore(
@@ -40,19 +48,75 @@ class ServerState:
         )
         self.sessions = SessionRegistry(self.options.max_sessions)
         self.clock = MediaClock(fps=self.options.fps)
+        self.tasks = TaskOwner("Channels")
+        self.closing = False
 
     def new_id(self) -> str:
         """A fresh session or viewer id, prefixed with this worker's ``id_prefix`` for routing."""
         return self.options.id_prefix + secrets.token_hex(6)
 
+    def channel(self, name: str) -> Channel:
+        """The channel called ``name``, made on first use."""
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = Channel(name, self.options.fps, on_handover=self.refresh)
+            self.channels[name] = channel
+        return channel
+
     def new_session(self, session_id: str, channel: str, avatar_id: str) -> AvatarSession:
-        """A session for ``avatar_id`` with a fresh driver; not yet registered."""
-        pipeline = MotionPipeline(self.clock, make_driver(self.options.driver, self.clock))
+        """A session for ``avatar_id`` with a fresh driver, publishing on ``channel``.
+
+        Not yet registered; a speaker's session is made the channel's speaker by ``join``.
+        """
+        driver, events = make_driver_with_events(self.options.driver, self.clock)
         return AvatarSession(
             session_id,
-            channel,
+            self.channel(channel),
             self.clock,
-            pipeline,
+            MotionPipeline(self.clock, driver),
             self.avatars.renderer(avatar_id),
             self.metrics,
+            events,
+            avatar_id,
         )
+
+    def join(self, session: AvatarSession) -> None:
+        """Makes ``session`` its channel's speaker; it takes the air on its first frame."""
+        channel = session.output
+        channel.speaker = session
+        channel.avatar_id = session.avatar_id
+
+    def refresh(self, channel: Channel) -> None:
+        """Starts or stops the channel's idle face to match who is there; drops an empty channel.
+
+        Idle while it has consumers and no speaker; gone once a speaker is on air or nobody
+        watches. A channel with neither speaker nor consumers is forgotten.
+        """
+        idle = channel.idle
+        wanted = channel.speaker is None and channel.consumers > 0 and not self.closing
+        if idle is None and wanted:
+            self._start_idle(channel)
+        elif isinstance(idle, AvatarSession) and not wanted and not idle.closed.is_set():
+            if channel.speaker is None or channel.is_on_air(channel.speaker):
+                self.tasks.start(f"stop-idle-{channel.name}", self._stop_idle(idle))
+        if channel.speaker is None and channel.idle is None and channel.consumers == 0:
+            if self.channels.get(channel.name) is channel:
+                del self.channels[channel.name]
+            channel.close()
+
+    def _start_idle(self, channel: Channel) -> None:
+        avatar_id = channel.avatar_id or self.avatars.default_id
+        if avatar_id not in self.avatars:  # evicted since it spoke
+            avatar_id = self.avatars.default_id
+        if avatar_id is None:
+            return
+        session = self.new_session(f"idle-{channel.name}", channel.name, avatar_id)
+        channel.idle = session
+        # Silence through the real pipeline: the idle face blinks and moves as a listener does.
+        playout = PcmPlayout(session, SAMPLE_RATE_HZ, 0.0, notify=lambda _message: None)
+        session.tasks.start("idle-playout", playout.run())
+        logger.info("Channel(%s) idle with avatar %s", channel.name, avatar_id)
+
+    async def _stop_idle(self, session: AvatarSession) -> None:
+        await session.close()
+        self.refresh(session.output)

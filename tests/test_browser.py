@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 
 from tests.chromium import Chromium, find_chromium
@@ -78,3 +79,42 @@ async def test_talk_page_plays_a_changing_avatar(server: str, speech: Speech) ->
             assert seen["width"] >= 512
             background = await viewer.evaluate("getComputedStyle(document.body).backgroundColor")
             assert background == "rgb(0, 255, 0)"
+
+
+async def test_viewer_shows_the_idle_face_and_the_rig_page_moves(
+    server: str, speech: Speech
+) -> None:
+    async with Chromium(find_chromium() or "", []) as viewer:
+        await viewer.call("Page.navigate", url=f"{server}/viewer?channel=idle&token={VIEWER_TOKEN}")
+        idle = await _wait_for(
+            viewer,
+            "(() => { const s = window.lipstream && window.lipstream.state;"
+            " return s && s.idle === true && window.lipstream.activity.report().framesDecoded > 25"
+            " ? document.getElementById('status').textContent : null; })()",
+            "the idle face with its status",
+        )
+        assert idle == "waiting for a speaker"
+        async with Chromium(find_chromium() or "", []) as rig:
+            await rig.call("Page.navigate", url=f"{server}/rig?channel=idle&token={VIEWER_TOKEN}")
+            await _wait_for(
+                rig, "window.lipstream && window.lipstream.state.frames > 25", "idle rig"
+            )
+            pcm = (speech.samples[::3] * 32767).astype("<i2").tobytes()
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            ws_url = server.replace("http", "ws", 1) + "/ws/ingest?channel=idle"
+            async with aiohttp.ClientSession(headers=auth) as http:
+                async with http.ws_connect(ws_url, max_msg_size=0) as ws:
+                    await ws.send_bytes(pcm)
+                    moved = await _wait_for(
+                        rig,
+                        "(() => { const j = window.lipstream.state.jawOpen;"
+                        " return Math.max(...j) > 0.2 ? Math.max(...j) : null; })()",
+                        "the rig's mouth opening",
+                    )
+                    assert moved > 0.2
+                    path = await rig.evaluate("document.getElementById('lower').getAttribute('d')")
+                    assert path.startswith("M ")
+                    await _wait_for(viewer, "window.lipstream.state.idle === false", "a speaker")
+                    assert (
+                        await viewer.evaluate("document.getElementById('status').textContent") == ""
+                    )

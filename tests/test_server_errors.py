@@ -80,11 +80,11 @@ async def test_wrong_content_type_is_415(server: str) -> None:
     assert "application/sdp" in text
 
 
-async def test_unknown_avatar_and_channel_are_404(server: str) -> None:
+async def test_unknown_avatar_is_404_and_a_bad_channel_name_400(server: str) -> None:
     status, text = await _post(server, "/whip?avatar=nope", await _offer(True, True), SDP)
     assert (status, "unknown avatar" in text) == (404, True)
-    status, text = await _post(server, "/whep/nobody-here", await _offer(False, True), SDP)
-    assert (status, "nobody is speaking" in text) == (404, True)
+    status, text = await _post(server, "/whep/no%20spaces", await _offer(False, True), SDP)
+    assert (status, "channel must be" in text) == (400, True)
 
 
 async def _upload(url: str, data: bytes, filename: str = "photo.png") -> tuple[int, dict]:

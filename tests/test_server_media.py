@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from lipstream.server.http.websocket import MAX_BUFFERED_S, PcmPlayout
 from lipstream.server.media import ingest
 from lipstream.server.media.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
+from lipstream.server.media.playout import PcmPlayout, QueueFull
 from lipstream.server.media.tracks import VOICE_QUEUE_FRAMES, AvatarVideoTrack, VoiceTrack
 from lipstream.server.tasks import TaskOwner
 
@@ -29,7 +29,15 @@ class FakeSession:
         self.tasks = TaskOwner("FakeSession")
         self.closed = asyncio.Event()
         self.more = asyncio.Event()
+        self.calls: list[str] = []  # clear / resume, in order
         self._fail_after = fail_after
+
+    def clear(self) -> float:
+        self.calls.append("clear")
+        return 0.04  # two voice frames held
+
+    def resume(self) -> None:
+        self.calls.append("resume")
 
     async def feed(self, frame: av.AudioFrame) -> None:
         self.fed.append(frame)
@@ -115,24 +123,62 @@ async def test_a_failing_feed_raises_to_the_caller_and_stops_the_reader() -> Non
 
 async def test_pcm_playout_feeds_pushed_pcm_then_silence() -> None:
     session = FakeSession()
-    playout = PcmPlayout(session, 16_000)  # type: ignore[arg-type]
-    speech = (np.arange(320 * 3) % 100).astype("<i2").tobytes()
+    sent: list[dict[str, object]] = []
+    playout = PcmPlayout(session, 16_000, 30.0, sent.append)  # type: ignore[arg-type]
+    speech = (np.arange(320 * 3) % 100 + 1).astype("<i2").tobytes()
     playout.push(speech + b"\x01\x00")  # three frames and one sample carried to the next push
+    playout.end()
     task = asyncio.get_running_loop().create_task(playout.run())
     try:
-        await session.frames(5)
-        await asyncio.wait_for(playout.drained(), DEADLINE_S)
+        await session.frames(10)
     finally:
         task.cancel()
     first = [f.to_ndarray().reshape(-1) for f in session.fed[:4]]
     assert [len(f) for f in first] == [320] * 4
     assert first[0].any() and not first[3].any()  # pushed PCM, then silence
+    assert sent[:2] == [
+        {"type": "playback_started", "segment": 0},
+        {"type": "playback_finished", "segment": 0, "position_s": 0.06, "interrupted": False},
+    ]
+    assert sent[2] == {"type": "queued", "ms": 0}
 
 
-async def test_pcm_playout_reports_full_and_never_blocks_push() -> None:
-    playout = PcmPlayout(FakeSession(), 16_000)  # type: ignore[arg-type]
-    playout.push(bytes(int(2 * 16_000 * (MAX_BUFFERED_S + 5))))
-    assert playout.full and playout.buffered_s == pytest.approx(MAX_BUFFERED_S + 5)
+async def test_pcm_playout_refuses_pcm_past_its_cap() -> None:
+    playout = PcmPlayout(FakeSession(), 16_000, 1.0, lambda _m: None)  # type: ignore[arg-type]
+    playout.push(bytes(2 * 16_000))  # exactly 1 s
+    with pytest.raises(QueueFull, match="cap"):
+        playout.push(bytes(640))
+    assert playout.queued_s == pytest.approx(1.0)
+
+
+async def test_pcm_playout_clear_reports_the_position_and_starts_a_new_segment() -> None:
+    session = FakeSession()
+    sent: list[dict[str, object]] = []
+    playout = PcmPlayout(session, 16_000, 30.0, sent.append)  # type: ignore[arg-type]
+    playout.push(np.ones(16_000, "<i2").tobytes())  # 1 s
+    task = asyncio.get_running_loop().create_task(playout.run())
+    try:
+        await session.frames(5)
+        played = len(session.fed)
+        playout.clear()
+        assert playout.queued_s == 0 and session.calls == ["clear"]
+        finished = [m for m in sent if m["type"] == "playback_finished"]
+        assert finished == [
+            {
+                "type": "playback_finished",
+                "segment": 0,
+                "position_s": finished[0]["position_s"],
+                "interrupted": True,
+            }
+        ]
+        assert finished[0]["position_s"] == round(played * 0.02 - 0.04, 3)  # less what was held
+        fed = len(session.fed)
+        playout.push(np.ones(640, "<i2").tobytes())
+        await session.frames(fed + 3)
+    finally:
+        task.cancel()
+    assert session.calls == ["clear", "resume"]
+    assert {"type": "playback_started", "segment": 1} in sent
 
 
 async def test_voice_subscribers_are_bounded_for_a_slow_consumer() -> None:

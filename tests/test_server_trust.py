@@ -340,9 +340,14 @@ class RaisingDriver:
 async def test_a_raising_driver_ends_its_session_and_frees_the_slot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from lipstream.realtime.visemes import FrameEvents
     from lipstream.server import state as state_module
 
-    monkeypatch.setattr(state_module, "make_driver", lambda name, clock: RaisingDriver())
+    monkeypatch.setattr(
+        state_module,
+        "make_driver_with_events",
+        lambda name, clock: (RaisingDriver(), FrameEvents(clock, None)),
+    )
     async with app_client(max_sessions=1) as client:
         state = client.app[ServerState.KEY]
         speaker = WebRtcClient(str(client.make_url("")), keep_frames=False)

@@ -137,3 +137,23 @@ async def test_one_worker_still_serves(start_server) -> None:  # noqa: ANN001 - 
         assert len(client.received.video_at) >= 15
     finally:
         await client.close()
+
+
+async def test_a_channel_lives_in_one_worker_its_speakers_follow_its_listeners(
+    server: str,
+) -> None:
+    tone = (np.sin(np.arange(16_000 * 3) / 5) * 12_000).astype("<i2").tobytes()
+    ws_base = server.replace("http", "ws", 1)
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(ws_base + "/ws/events?channel=affine") as events:
+            first = await events.receive_json(timeout=30)  # the idle face, via the front
+            assert first["type"] == "frame" and first["idle"] is True
+            for _speaker in range(2):  # each new speaker lands where the listener is
+                async with http.ws_connect(ws_base + "/ws/ingest?channel=affine") as ingest:
+                    session = await ingest.receive_json()
+                    await ingest.send_bytes(tone)
+                    while not (event := await events.receive_json(timeout=30))["speaking"]:
+                        assert event["type"] == "frame"
+                    assert event["idle"] is False, session
+                while not (await events.receive_json(timeout=30))["idle"]:
+                    pass  # the speaker left: the idle face is back before the next one comes

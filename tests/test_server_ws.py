@@ -37,7 +37,10 @@ async def test_pushed_pcm_plays_in_real_time_to_a_viewer(server: str, speech: Sp
             while len(viewer.received.video_at) < frames:  # N frames before a deadline, no rate
                 assert time.monotonic() < deadline, len(viewer.received.video_at)
                 await asyncio.sleep(0.1)
-            await ws.receive()  # the server closes the socket once the buffered audio has played
+            while (message := await ws.receive_json())["type"] != "playback_finished":
+                assert message["type"] in ("playback_started", "queued"), message
+            assert message["interrupted"] is False
+            assert abs(message["position_s"] - duration_s) < 0.03  # all of it, in 20 ms frames
     try:
         rms = np.asarray(viewer.received.audio_rms)
         assert rms.max() > 0.05, "the viewer must hear the pushed voice"

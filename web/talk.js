@@ -49,6 +49,7 @@ async function start() {
     video.srcObject = stream;
   };
   pc.onconnectionstatechange = () => {
+    if (state.pc !== pc) return;  // a connection we already stopped: its late events say nothing
     setStatus(`Connection ${pc.connectionState}.`, pc.connectionState === "failed");
     if (pc.connectionState === "failed") stop();
   };
@@ -73,8 +74,8 @@ async function toggle() {
     if (state.pc) await stop();
     else await start();
   } catch (error) {
-    setStatus(`Could not start: ${error.message}`, true);
     await stop();
+    setStatus(`Could not start: ${error.message}`, true);
   }
 }
 

@@ -1,5 +1,6 @@
-// The viewer page (OBS browser source): WHEP, the avatar alone, full window, autoplay. It waits for a
-// speaker on the channel and reconnects when a session ends, so an OBS scene can stay open all day.
+// The viewer page (OBS browser source): WHEP, the avatar alone, full window, autoplay. A channel
+// outlives its speakers: the page stays connected, showing the idle face ("waiting for a speaker")
+// until somebody speaks, and reconnects only if the connection itself fails.
 import { fetchConfig, hangUp, negotiate, newPeerConnection, VideoActivity } from "/static/webrtc.js";
 
 const RETRY_MS = 2000;
@@ -9,7 +10,8 @@ const background = params.get("bg");
 const video = document.getElementById("avatar");
 const unmute = document.getElementById("unmute");
 const activity = new VideoActivity(video);
-const state = { pc: null, resource: null, status: "starting" };
+const status = document.getElementById("status");
+const state = { pc: null, resource: null, status: "starting", idle: null, events: 0 };
 window.lipstream = { state, activity };
 
 if (background) {
@@ -33,12 +35,27 @@ unmute.onclick = () => {
   unmute.style.display = "none";
 };
 
+function show(text) {
+  state.status = text;
+  status.textContent = text === "watching" ? "" : text;
+}
+
 async function connect() {
   const config = await fetchConfig();
   const pc = newPeerConnection(config);
   state.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
+  const events = pc.createDataChannel("events");
+  events.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type !== "frame") return;
+    state.events += 1;
+    if (event.idle !== state.idle) {
+      state.idle = event.idle;
+      show(event.idle ? "waiting for a speaker" : "watching");
+    }
+  };
   const stream = new MediaStream();
   pc.ontrack = (event) => {
     stream.addTrack(event.track);
@@ -51,7 +68,7 @@ async function connect() {
     };
   });
   state.resource = await negotiate(pc, `/whep/${encodeURIComponent(channel)}`);
-  state.status = "watching";
+  show("waiting for a speaker");
   await ended;
 }
 
@@ -60,7 +77,7 @@ async function run() {
     try {
       await connect();
     } catch (error) {
-      state.status = error.status === 404 ? "waiting for a speaker" : `error: ${error.message}`;
+      show(`cannot connect (${error.message}); retrying`);
     }
     if (state.pc) await hangUp(state.pc, null);
     state.pc = null;

@@ -17,8 +17,8 @@ from ..options import ServeOptions
 from ..state import ServerState
 from .guard import Access, Role, role, security_middleware
 from .ice import browser_ice_servers
-from .signaling import end_session, whep_delete, whep_post, whip_delete, whip_post
-from .websocket import close_publishers, ws_ingest
+from .signaling import close_viewers, end_session, whep_delete, whep_post, whip_delete, whip_post
+from .websocket import close_sockets, ws_events, ws_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ async def talk_page(request: web.Request) -> web.FileResponse:
 async def viewer_page(request: web.Request) -> web.FileResponse:
     """The viewer page for OBS: the avatar alone, full window."""
     return await _page("viewer.html")
+
+
+async def rig_page(request: web.Request) -> web.FileResponse:
+    """The rig demo: a vector face drawn from the channel's events alone."""
+    return await _page("rig.html")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -158,9 +163,16 @@ async def _load_default_avatar(app: web.Application) -> None:
 
 async def _close_everything(app: web.Application) -> None:
     state = app[ServerState.KEY]
-    await close_publishers(app)
+    state.closing = True  # no idle face starts while everything closes
+    await close_sockets(app)
     for session in list(state.sessions.by_id.values()):
         await end_session(state, session, "server shutting down")
+    await close_viewers(state)
+    await state.tasks.cancel_all()
+    for channel in list(state.channels.values()):
+        if channel.idle is not None:
+            await channel.idle.close()
+        channel.close()
     state.avatars.close()
 
 
@@ -168,6 +180,7 @@ def add_page_routes(app: web.Application) -> None:
     """The pages and their static files, served the same by the single app and the front."""
     app.router.add_get("/", talk_page)
     app.router.add_get("/viewer", viewer_page)
+    app.router.add_get("/rig", rig_page)
     app.router.add_static("/static", WEB_DIR)
 
 
@@ -192,6 +205,7 @@ def create_app(options: ServeOptions) -> web.Application:
     app.router.add_get("/whip/{session_id}/stats", session_stats)
     app.router.add_get("/whip/{session_id}/frames", session_frames)
     app.router.add_get("/ws/ingest", ws_ingest)
+    app.router.add_get("/ws/events", ws_events)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
     return app

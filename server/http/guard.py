@@ -76,13 +76,15 @@ def needed_role(method: str, path: str) -> Role:
     """The role a request needs, by route. Health and static files are open."""
     if path == "/healthz" or path.startswith("/static/"):
         return Role.NONE
+    if path == "/ws/events":  # watching, like WHEP
+        return Role.VIEW
     if path == "/" or path.startswith("/whip") or path.startswith("/ws/"):
         return Role.PUBLISH
     if path == "/api/avatars":
         return Role.PUBLISH if method != "GET" else Role.VIEW
     if path.startswith("/api/"):  # /api/config and any later read-only endpoint
         return Role.VIEW if method in ("GET", "HEAD") else Role.PUBLISH
-    if path.startswith("/whep") or path in ("/viewer", "/metrics"):
+    if path.startswith("/whep") or path in ("/viewer", "/rig", "/metrics"):
         return Role.VIEW
     return Role.PUBLISH  # anything added later is closed until it says otherwise
 
@@ -115,7 +117,7 @@ def origin_allowed(request: web.Request, allow_origins: tuple[str, ...]) -> bool
 
 
 def _is_page(path: str) -> bool:
-    return path in ("/", "/viewer")
+    return path in ("/", "/viewer", "/rig")
 
 
 def security_middleware(access: Access) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -3,7 +3,9 @@
 WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201
 and ``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also
 carries the avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST
-/whep/<channel>`` attaches a viewer to the channel's session; viewers never disturb the speaker.
+/whep/<channel>`` attaches a viewer to the channel, whoever speaks on it (the idle face while
+nobody does); viewers never disturb the speaker and stay across speakers. Either connection may
+open an RTCDataChannel labelled ``events``: the channel's per-frame events arrive on it.
 
 Every offer is read with a bound and a deadline (``guard.read_body``) and parsed before any
 connection exists; whatever aiortc raises on an offer it cannot use is a 400 with its reason.
@@ -15,14 +17,21 @@ import asyncio
 import codecs
 import logging
 
-from aiohttp import web
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiohttp import WSCloseCode, web
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 
+from ..media.channel import Channel
 from ..media.ingest import pump_track
 from ..media.low_latency import decode_audio_on_arrival
 from ..media.session import AvatarSession
-from ..registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from ..registry import CHANNEL_PATTERN, PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
 from ..state import ServerState
 from .guard import read_body
 from .ice import server_ice_servers
@@ -38,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0  # ICE + DTLS on a real network; a client that never connects is dropped
 SDP_CONTENT_TYPE = "application/sdp"
+EVENTS_LABEL = "events"  # the RTCDataChannel label that carries the per-frame events
+EVENTS_BUFFERED_BYTES = 256 * 1024  # a data channel this far behind skips events (about 10 s)
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -99,6 +110,7 @@ async def whip_post(request: web.Request) -> web.Response:
         state.sessions.release(channel)
         raise
     state.sessions.add(session)
+    state.join(session)
     state.metrics.sessions.set(len(state.sessions.by_id))
     try:
         answer_sdp = await _connect_publisher(state, session, offer_sdp, shape)
@@ -138,10 +150,30 @@ async def _connect_publisher(
         if track.kind == "audio":
             session.tasks.start("ingest", _run_publisher(state, session, track, connected))
 
+    listen_on_data_channel(pc, session.output)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
     decode_audio_on_arrival(pc)
     session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
     return await _answer(pc, offer_sdp)
+
+
+def listen_on_data_channel(pc: RTCPeerConnection, channel: Channel) -> None:
+    """Sends ``channel``'s events on the data channel labelled ``events`` that ``pc`` opens."""
+
+    @pc.on("datachannel")
+    def _on_data_channel(data: RTCDataChannel) -> None:
+        if data.label != EVENTS_LABEL:
+            return
+
+        def sink(text: str) -> None:
+            if data.readyState == "open" and data.bufferedAmount < EVENTS_BUFFERED_BYTES:
+                data.send(text)
+
+        channel.add_sink(sink, owner=pc)
+
+        @data.on("close")
+        def _on_close() -> None:
+            channel.remove_sink(sink)
 
 
 async def _run_publisher(
@@ -163,13 +195,19 @@ async def _run_publisher(
 
 
 async def end_session(state: ServerState, session: AvatarSession, reason: str) -> None:
-    """Closes ``session`` and frees its slot; idempotent."""
+    """Closes ``session``, frees its slot and its WebSocket if it has one; idempotent.
+
+    The channel's viewers stay: the idle face takes over.
+    """
     if not session.closed.is_set():
         logger.info("Session(%s) ending: %s", session.id, reason)
     state.sessions.remove(session)
     state.metrics.sessions.set(len(state.sessions.by_id))
-    forget_viewers(state, session)
     await session.close()
+    state.refresh(session.output)
+    socket = state.publishers.pop(session.id, None)
+    if socket is not None and not socket.closed:
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=reason.encode()[:120])
 
 
 async def whip_delete(request: web.Request) -> web.Response:
@@ -183,36 +221,37 @@ async def whip_delete(request: web.Request) -> web.Response:
 
 
 async def whep_post(request: web.Request) -> web.Response:
-    """Attaches a viewer to the session publishing on a channel."""
+    """Attaches a viewer to a channel; it sees the idle face until somebody speaks."""
     state = request.app[ServerState.KEY]
-    channel = request.match_info["channel"]
+    name = request.match_info["channel"]
+    if not CHANNEL_PATTERN.match(name):
+        return _error(400, "channel must be 1-64 letters, digits, '-' or '_'")
     offer_sdp = await read_offer(request)
     try:
         shape = check_viewer_offer(offer_sdp)
     except OfferError as exc:
         return _error(400, str(exc))
-    session = state.sessions.by_channel.get(channel)
-    if session is None:
-        return _error(404, f"nobody is speaking on channel {channel!r}")
-    watching = sum(1 for s, _ in state.viewers.values() if s is session)
-    if watching >= state.options.max_viewers:
+    channel = state.channel(name)
+    if len(channel.viewers) >= state.options.max_viewers:
         state.metrics.sessions_rejected.labels("viewers").inc()
+        state.refresh(channel)
         headers = {"Retry-After": str(RETRY_AFTER_S)}
-        return _error(503, f"channel {channel!r} has its {watching} viewers", **headers)
+        return _error(503, f"channel {name!r} has its {len(channel.viewers)} viewers", **headers)
     pc = new_peer_connection(state)
     viewer_id = state.new_id()
+    listen_on_data_channel(pc, channel)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        session.attach(pc, video=shape.receives_video, voice=shape.receives_audio)
+        channel.add_viewer(pc, video=shape.receives_video, voice=shape.receives_audio)
         answer_sdp = await _answer(pc, offer_sdp)
     except Exception as exc:  # as in whip_post: aiortc's errors on unusable offers vary
-        await session.detach(pc)  # closes it, logging (not raising) aiortc's errors
+        channel.remove_viewer(pc)
+        await _close_quietly(pc)
+        state.refresh(channel)
         return _error(400, f"the SDP offer could not be used: {exc}")
-    if session.closed.is_set():  # the session ended while the answer was made
-        await session.detach(pc)
-        return _error(404, f"nobody is speaking on channel {channel!r}")
-    state.viewers[viewer_id] = (session, pc)
+    state.viewers[viewer_id] = (channel, pc)
     state.metrics.viewers.set(len(state.viewers))
+    state.refresh(channel)
     connected = asyncio.Event()
 
     @pc.on("connectionstatechange")
@@ -229,29 +268,38 @@ async def whep_post(request: web.Request) -> web.Response:
             logger.info("Viewer(%s) did not connect within %.0f s", viewer_id, CONNECT_TIMEOUT_S)
             await _drop_viewer(state, viewer_id)
 
-    session.tasks.start(f"viewer-{viewer_id}-connect", _drop_unless_connected())
+    state.tasks.start(f"viewer-{viewer_id}-connect", _drop_unless_connected())
 
     return web.Response(
         status=201,
         text=answer_sdp,
         content_type=SDP_CONTENT_TYPE,
-        headers={"Location": f"/whep/{channel}/{viewer_id}"},
+        headers={"Location": f"/whep/{name}/{viewer_id}"},
     )
+
+
+async def _close_quietly(pc: RTCPeerConnection) -> None:
+    """Closes ``pc``; aiortc's close can raise on a half-built connection: logged, not raised."""
+    try:
+        await pc.close()
+    except Exception:
+        logger.warning("Closing a viewer's peer connection failed", exc_info=True)
 
 
 async def _drop_viewer(state: ServerState, viewer_id: str) -> None:
     entry = state.viewers.pop(viewer_id, None)
     state.metrics.viewers.set(len(state.viewers))
     if entry is not None:
-        session, pc = entry
-        await session.detach(pc)
+        channel, pc = entry
+        channel.remove_viewer(pc)
+        await _close_quietly(pc)
+        state.refresh(channel)
 
 
-def forget_viewers(state: ServerState, session: AvatarSession) -> None:
-    """Drops the viewer entries of a closed session (their connections closed with it)."""
-    for viewer_id in [v for v, (s, _) in state.viewers.items() if s is session]:
-        del state.viewers[viewer_id]
-    state.metrics.viewers.set(len(state.viewers))
+async def close_viewers(state: ServerState) -> None:
+    """On shutdown: closes every viewer's connection."""
+    for viewer_id in list(state.viewers):
+        await _drop_viewer(state, viewer_id)
 
 
 async def whep_delete(request: web.Request) -> web.Response:
@@ -259,7 +307,7 @@ async def whep_delete(request: web.Request) -> web.Response:
     state = request.app[ServerState.KEY]
     viewer_id = request.match_info["viewer_id"]
     entry = state.viewers.get(viewer_id)
-    if entry is None or entry[0].channel != request.match_info["channel"]:
+    if entry is None or entry[0].name != request.match_info["channel"]:
         return _error(404, "no such viewer on this channel")
     await _drop_viewer(state, viewer_id)
     return web.Response(status=200)

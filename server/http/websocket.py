@@ -1,15 +1,17 @@
-"""WebSocket PCM ingest, for TTS and translation engines that push audio instead of calling.
+"""WebSockets: PCM ingest for voice agents and TTS engines, and per-frame events for rigs.
 
-``GET /ws/ingest?channel=NAME[&avatar=ID][&rate=16000]`` opens a session whose avatar is watched
-over WHEP on ``channel``. Binary messages carry little-endian s16 mono PCM at ``rate``. Engines
-often push faster than real time, so the PCM is buffered and played out at the wall-clock rate; a
-full buffer (``MAX_BUFFERED_S``) stops the server reading the socket (back-pressure) instead of
-growing. Gaps play as silence, so the avatar idles between sentences.
+``GET /ws/ingest?channel=NAME[&avatar=ID][&rate=16000]`` opens a speaking session on ``channel``.
+Binary messages carry little-endian s16 mono PCM at ``rate``; text messages carry JSON control:
+``{"type": "clear"}`` drops everything queued at once (the voice falls silent and the mouth rests
+within two frames) and ``{"type": "end"}`` closes a segment, the connection staying for the next.
+The server answers ``session`` once, then ``playback_started``, ``playback_finished`` (with the
+position played and whether it was interrupted) and ``queued`` (every 200 ms), and ``error`` for a
+message it could not use. Queued audio is capped (``--max-queue-s``): a message beyond the cap is
+refused with an error, not buffered. Leaving, or ``DELETE /whip/<id>``, ends the session and the
+socket; the channel's viewers stay, watching the idle face.
 
-A publisher that sends ``{"type": "end"}`` has its buffered audio played before the session ends;
-one that disconnects ends its session at once, whatever it had queued (the slot is freed in
-milliseconds, or within ``CLOSED_POLL_S`` while the buffer is full). If the playout dies, the
-session ends and the socket is closed.
+``GET /ws/events?channel=NAME`` sends the channel's per-frame events as JSON text, one per video
+frame, whoever speaks (``realtime/visemes.py``).
 """
 
 from __future__ import annotations
@@ -18,85 +20,48 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
+from typing import Any
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..media.ingest import SILENCE_STEP_S, Feed, pcm_frame
-from ..registry import PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
+from ..media.playout import PcmPlayout, QueueFull
+from ..registry import CHANNEL_PATTERN, PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
 from ..state import ServerState
 from ..tasks import TaskOwner
 from .signaling import end_session
 
 logger = logging.getLogger(__name__)
 
-MAX_BUFFERED_S = 30.0  # how far ahead of real time a pushing engine may get before back-pressure
-MAX_MESSAGE_BYTES = (
-    4 * 1024 * 1024
-)  # aiohttp's default, stated: one message is at most 131 s at 16 kHz
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # aiohttp's default, stated: one message is 131 s at 16 kHz
 ALLOWED_RATES_HZ = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
-RESYNC_AFTER_S = 0.2  # if the loop stalled this long, restart the playout schedule, no burst
-CLOSED_POLL_S = 0.2  # while the buffer is full and the socket unread: how often to seek a hang-up
+OUTBOX_MESSAGES = 256  # server-to-client messages waiting to be sent; a stalled client loses oldest
+EVENTS_BACKLOG = 50  # events (2 s at 25 fps) kept for a slow /ws/events reader; older ones go
 
 
-class PcmPlayout:
-    """Cuts pushed PCM into 20 ms frames and feeds them to a session on the wall clock."""
+class Outbox:
+    """Messages for one socket, sent in order by one task; ``put`` never blocks."""
 
-    def __init__(self, session: Feed, rate_hz: int) -> None:
-        self._session = session
-        self._rate_hz = rate_hz
-        self._frame_bytes = 2 * int(rate_hz * SILENCE_STEP_S)
-        self._frames: deque[bytes] = deque()
-        self._limit = int(MAX_BUFFERED_S / SILENCE_STEP_S)
-        self._partial = b""
-        self._played = asyncio.Event()  # set after each 20 ms frame is fed
+    def __init__(self, limit: int) -> None:
+        self._items: deque[str] = deque(maxlen=limit)
+        self._ready = asyncio.Event()
 
-    def push(self, pcm: bytes) -> None:
-        """Adds PCM (never waits: the caller stops reading while ``full``)."""
-        data = self._partial + pcm
-        whole = len(data) - len(data) % self._frame_bytes
-        self._frames.extend(
-            data[start : start + self._frame_bytes] for start in range(0, whole, self._frame_bytes)
-        )
-        self._partial = data[whole:]
+    def put(self, text: str) -> None:
+        """Queues ``text`` (the oldest waiting message goes when full)."""
+        self._items.append(text)
+        self._ready.set()
 
-    @property
-    def full(self) -> bool:
-        """Whether ``MAX_BUFFERED_S`` or more is waiting to play."""
-        return len(self._frames) >= self._limit
+    def put_json(self, message: dict[str, Any]) -> None:
+        """Queues ``message`` as JSON text."""
+        self.put(json.dumps(message))
 
-    @property
-    def buffered_s(self) -> float:
-        """Seconds of PCM waiting to play."""
-        return len(self._frames) * SILENCE_STEP_S
-
-    async def room(self) -> None:
-        """Returns once the buffer is no longer full."""
-        while self.full:
-            self._played.clear()
-            await self._played.wait()
-
-    async def drained(self) -> None:
-        """Returns once everything pushed so far has been played."""
-        while self._frames:
-            self._played.clear()
-            await self._played.wait()
-
-    async def run(self) -> None:
-        """Feeds one frame every 20 ms, silence when nothing is buffered; runs until cancelled."""
-        silence = bytes(self._frame_bytes)
-        due = time.monotonic()
-        while True:
-            due += SILENCE_STEP_S
-            delay = due - time.monotonic()
-            if delay < -RESYNC_AFTER_S:
-                due = time.monotonic()
-            elif delay > 0:
-                await asyncio.sleep(delay)
-            chunk = self._frames.popleft() if self._frames else silence
-            self._played.set()
-            await self._session.feed(pcm_frame(chunk, self._rate_hz))
+    async def send_all(self, socket: web.WebSocketResponse) -> None:
+        """Sends queued messages until cancelled or the socket closes."""
+        while not socket.closed:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._items and not socket.closed:
+                await socket.send_str(self._items.popleft())
 
 
 def _rate(request: web.Request) -> int:
@@ -109,46 +74,53 @@ def _rate(request: web.Request) -> int:
     return rate
 
 
+def _channel_name(request: web.Request) -> str:
+    name = request.query.get("channel", "")
+    if not CHANNEL_PATTERN.match(name):
+        raise web.HTTPBadRequest(text="channel must be 1-64 letters, digits, '-' or '_'\n")
+    return name
+
+
 async def ws_ingest(request: web.Request) -> web.StreamResponse:
-    """Runs one WebSocket publisher session until it ends, leaves, or its playout fails."""
+    """Runs one WebSocket publisher session until it leaves, is deleted, or its playout fails."""
     state = request.app[ServerState.KEY]
     rate = _rate(request)
-    channel = request.query.get("channel", "")
+    channel = _channel_name(request)
     avatar_id = request.query.get("avatar") or state.avatars.default_id
     if avatar_id is None or not await state.avatars.find(avatar_id):
         raise web.HTTPNotFound(text=f"unknown avatar {avatar_id!r}\n")
+    socket = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_MESSAGE_BYTES)
+    if not socket.can_prepare(request).ok:  # a plain GET: refuse before a session exists
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
     try:
         state.sessions.reserve(channel, request.headers.get(PLACEMENT_HEADER))
     except RegistryError as exc:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else {}
         return web.Response(status=exc.status, text=f"{exc}\n", headers=headers)
-    socket = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_MESSAGE_BYTES)
     try:
-        if not socket.can_prepare(request).ok:  # a plain GET: refuse before a session exists
-            raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
         session = state.new_session(state.new_id(), channel, avatar_id)
     except BaseException:
         state.sessions.release(channel)
         raise
     state.sessions.add(session)
+    state.join(session)
     state.metrics.sessions.set(len(state.sessions.by_id))
-    state.publishers.add(socket)
+    state.publishers[session.id] = socket
     reason = "the WebSocket publisher left"
     try:
         await socket.prepare(request)
         await socket.send_json({"type": "session", "id": session.id, "channel": channel})
-        playout = PcmPlayout(session, rate)
-        playing = session.tasks.start("playout", playout.run())
-        receiving = session.tasks.start("receive", _receive(request, socket, playout))
-        await asyncio.wait([playing, receiving], return_when=asyncio.FIRST_COMPLETED)
-        if playing.done():
+        outbox = Outbox(OUTBOX_MESSAGES)
+        playout = PcmPlayout(session, rate, state.options.max_queue_s, outbox.put_json)
+        tasks = [
+            session.tasks.start("playout", playout.run()),
+            session.tasks.start("receive", _receive(socket, playout, outbox)),
+            session.tasks.start("send", outbox.send_all(socket)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[0].done():
             reason = "the playout stopped"  # its exception, if any, was logged by the task owner
-        elif receiving.exception() is None and receiving.result():  # {"type": "end"}: play it out
-            reason = "the WebSocket publisher ended"
-            draining = session.tasks.start("drain", playout.drained())
-            await asyncio.wait([playing, draining], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        state.publishers.discard(socket)
         await end_session(state, session, reason)
         if not socket.closed:
             with contextlib.suppress(Exception):
@@ -156,75 +128,73 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
     return socket
 
 
-async def close_publishers(app: web.Application) -> None:
-    """On shutdown: closes every publisher socket, so each handler ends its session at once."""
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown: closes every publisher and listener socket, so each handler ends at once."""
     state = app[ServerState.KEY]
-    for socket in list(state.publishers):
+    for socket in [*state.publishers.values(), *state.listeners]:
         with contextlib.suppress(Exception):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
-async def _receive(
-    request: web.Request, socket: web.WebSocketResponse, playout: PcmPlayout
-) -> bool:
-    """Reads PCM into ``playout`` until the publisher leaves (False) or sends end (True).
-
-    While the buffer is full the socket is not read (back-pressure), but a close that arrives
-    meanwhile is still noticed: one read is kept pending, and if it brings more PCM, the
-    connection itself is watched until there is room.
-    """
-    while True:
-        message = await socket.receive()
-        while True:
-            if message.type in (
-                WSMsgType.CLOSE,
-                WSMsgType.CLOSING,
-                WSMsgType.CLOSED,
-                WSMsgType.ERROR,
-            ):
-                return False
-            if message.type == WSMsgType.TEXT and _is_end(message.data):
-                return True
-            if message.type != WSMsgType.BINARY:
-                break
+async def _receive(socket: web.WebSocketResponse, playout: PcmPlayout, outbox: Outbox) -> None:
+    """Reads PCM and control into ``playout`` until the publisher leaves."""
+    async for message in socket:
+        if message.type == WSMsgType.BINARY:
             if len(message.data) % 2:
-                await socket.send_json({"type": "error", "error": "PCM must be whole s16 samples"})
-                break
-            playout.push(message.data)
-            if not playout.full:
-                break
-            arrived = await _wait_for_room(request, socket, playout)
-            if arrived is None:
-                break
-            message = arrived
+                outbox.put_json({"type": "error", "error": "PCM must be whole s16 samples"})
+                continue
+            try:
+                playout.push(message.data)
+            except QueueFull as exc:
+                outbox.put_json({"type": "error", "error": str(exc)})
+        elif message.type == WSMsgType.TEXT:
+            _control(message.data, playout, outbox)
 
 
-async def _wait_for_room(
-    request: web.Request, socket: web.WebSocketResponse, playout: PcmPlayout
-) -> WSMessage | None:
-    """Waits while ``playout`` is full; returns a message read meanwhile (None if none)."""
-    waiters = TaskOwner("WsIngest")
-    reading = waiters.start("read", socket.receive())
-    room = waiters.start("room", playout.room())
+def _control(text: str, playout: PcmPlayout, outbox: Outbox) -> None:
+    """Applies one JSON control message; anything else is answered with an error."""
     try:
-        await asyncio.wait([reading, room], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await waiters.cancel_all()
-    if reading.cancelled():
-        return None
-    message = reading.result()
-    while playout.full and message.type == WSMsgType.BINARY:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return WSMessage(WSMsgType.CLOSED, None, None)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(playout.room(), CLOSED_POLL_S)
-    return message
-
-
-def _is_end(text: str) -> bool:
-    """Whether a text message is ``{"type": "end"}``: play what is buffered, then stop."""
-    try:
-        return bool(json.loads(text).get("type") == "end")
+        kind = json.loads(text).get("type")
     except (ValueError, AttributeError):
-        return False
+        kind = None
+    if kind == "clear":
+        playout.clear()
+    elif kind == "end":
+        playout.end()
+    else:
+        outbox.put_json({"type": "error", "error": 'expected {"type": "clear"} or {"type": "end"}'})
+
+
+async def ws_events(request: web.Request) -> web.StreamResponse:
+    """Sends a channel's per-frame events until the client leaves; the idle face's too."""
+    state = request.app[ServerState.KEY]
+    name = _channel_name(request)
+    socket = web.WebSocketResponse(heartbeat=10.0)
+    if not socket.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
+    await socket.prepare(request)
+    channel = state.channel(name)
+    outbox = Outbox(EVENTS_BACKLOG)
+    channel.add_sink(outbox.put, owner=socket)
+    state.listeners.add(socket)
+    state.refresh(channel)
+    tasks = TaskOwner(f"Events({name})")
+    try:
+        sending = tasks.start("send", outbox.send_all(socket))
+        reading = tasks.start("read", _drain(socket))
+        await asyncio.wait([sending, reading], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await tasks.cancel_all()
+        channel.remove_owner(socket)
+        state.listeners.discard(socket)
+        state.refresh(channel)
+        if not socket.closed:
+            with contextlib.suppress(Exception):
+                await socket.close()
+    return socket
+
+
+async def _drain(socket: web.WebSocketResponse) -> None:
+    """Reads (and ignores) what a listener sends, so that its close is seen."""
+    async for _message in socket:
+        pass

@@ -6,6 +6,10 @@ the newest frame pose the trip completed is rendered; older ones are dropped, ne
 on the event loop the video frame is released together with the voice it covers, so voice and lips
 leave the server together and the held voice delay stays bounded for the whole session.
 
+The session does not own its outputs: it publishes into a ``Channel`` (``channel.py``), which its
+viewers watch across speakers. ``clear()`` interrupts it: the voice not yet sent falls silent and
+the mouth eases to rest over two frames, until ``resume()`` says real audio follows.
+
 All CPU work runs on the session's own single-thread worker: stages stay ordered without locks,
 and one slow session cannot stall the event loop or the other sessions. Motion and rendering share
 that one trip because every hand-off between threads waits for a core when sessions share few of
@@ -25,18 +29,20 @@ from dataclasses import dataclass
 
 import av
 from aiortc import RTCPeerConnection
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
+from lipstream.realtime.visemes import FrameEvents
 
 from ..metrics import Metrics
 from ..tasks import TaskOwner
+from .channel import Channel
 from .frames import FrameComposer
+from .hush import Hush
 from .ingest import Arrived, AudioFrontEnd
-from .tracks import AvatarVideoTrack, VoiceTrack
+from .tracks import VOICE_RATE_HZ, silent_voice_frame
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +75,8 @@ class Processed:
 
     held: list[HeldVoice]
     rendered: Rendered | None  # None if the batch completed no frame
-    skipped: int  # frames the batch completed but did not render (only the newest is)
+    skipped: list[FramePose]  # frames the batch completed but did not render (only the newest is)
+    events: list[dict[str, object]]  # FrameEvents.describe of every completed frame, in order
 
 
 @dataclass(frozen=True)
@@ -87,35 +94,38 @@ class FrameTimes:
 
 
 class AvatarSession:
-    """Pipeline, renderer, outgoing tracks and their consumers for one speaking client or channel.
+    """Pipeline and renderer for one speaker (or a channel's idle face), publishing on a channel.
 
     Call every method on the event loop. ``close()`` is idempotent and frees everything the session
-    owns.
+    owns; the channel and its viewers stay.
     """
 
     def __init__(
         self,
         session_id: str,
-        channel: str,
+        channel: Channel,
         clock: MediaClock,
         pipeline: MotionPipeline,
         renderer: Renderer,
         metrics: Metrics,
+        events: FrameEvents,
+        avatar_id: str = "",
     ) -> None:
         self.id = session_id
-        self.channel = channel
+        self.output = channel
+        self.channel = channel.name
+        self.avatar_id = avatar_id
         self.clock = clock
-        self.video = AvatarVideoTrack(clock.fps)
-        self.voice = VoiceTrack()
         self.tasks = TaskOwner(f"Session({session_id})")
         self.closed = asyncio.Event()
         self._pipeline = pipeline
         self._composer = FrameComposer(renderer)
         self._metrics = metrics
+        self._events = events
         self._front_end = AudioFrontEnd()
+        self._hush = Hush()
         # One single-thread worker: motion state stays ordered without locks.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"session-{session_id}")
-        self._relay = MediaRelay()
         self._peers: set[RTCPeerConnection] = set()
         self._tracks_of: dict[RTCPeerConnection, list[MediaStreamTrack]] = {}
         self._held: deque[HeldVoice] = deque()
@@ -131,27 +141,37 @@ class AvatarSession:
         self._peers.add(pc)
 
     def attach(self, pc: RTCPeerConnection, video: bool = True, voice: bool = True) -> None:
-        """Adds the avatar tracks to ``pc``, each its own bounded subscription.
+        """Adds the channel's tracks to ``pc`` (a publisher's return path).
 
         ``pc`` then closes with the session.
         """
         self.own(pc)
-        tracks = self._tracks_of.setdefault(pc, [])
-        if video:
-            tracks.append(self._relay.subscribe(self.video, buffered=False))
-            pc.addTrack(tracks[-1])
-        if voice:
-            tracks.append(self.voice.subscribe())
-            pc.addTrack(tracks[-1])
+        self._tracks_of.setdefault(pc, []).extend(self.output.subscribe(pc, video, voice))
 
     async def detach(self, pc: RTCPeerConnection) -> None:
         """Closes one consumer's connection and its subscriptions; the others carry on."""
         self._peers.discard(pc)
+        self.output.remove_owner(pc)
         for track in self._tracks_of.pop(pc, []):
             track.stop()  # aiortc's sender does not stop its track; the relay would keep it
         await _close_quietly(pc, f"Session({self.id})")
 
     # --- input -----------------------------------------------------------------------------------
+
+    def clear(self) -> float:
+        """Interrupts: the voice not yet sent falls silent and the mouth rests within two frames.
+
+        The media clock runs on: held voice is replaced by silence of the same length. Returns the
+        seconds of voice that were fed but had not left, so the caller can say what was played.
+        """
+        self._hush.requested += 1
+        held_s = sum(h.frame.samples / h.frame.sample_rate for h in self._held)
+        self._held = deque(_silenced(held) for held in self._held)
+        return held_s
+
+    def resume(self) -> None:
+        """Real audio follows a ``clear``: frames from the next input on move the mouth again."""
+        self._hush.resume_requested = True
 
     async def feed(self, frame: av.AudioFrame) -> None:
         """Runs one input audio frame through the pipeline and releases whatever it completes."""
@@ -162,15 +182,20 @@ class AvatarSession:
         if self.closed.is_set():
             return
         loop = asyncio.get_running_loop()
+        clears = self._hush.requested
         done = await loop.run_in_executor(self._worker, self._process, batch)
         if self.closed.is_set():
             return  # closed during the trip: its tracks are stopped
-        self._held.extend(done.held)
+        cleared = clears != self._hush.requested  # voice from before a clear made during the trip
+        self._held.extend([_silenced(h) for h in done.held] if cleared else done.held)
         if done.skipped:
-            self.frames_dropped += done.skipped
-            self._metrics.frames_dropped.inc(done.skipped)
+            self.frames_dropped += len(done.skipped)
+            self._metrics.frames_dropped.inc(len(done.skipped))
+        for pose in done.skipped:
+            self.output.show(self, None, pose.index)
         if done.rendered is not None:
             self._publish(done.rendered)
+        self._emit(done)
 
     def _process(self, batch: list[Arrived]) -> Processed:
         """Worker thread: resamples, advances the motion pipeline, renders the newest pose."""
@@ -178,37 +203,62 @@ class AvatarSession:
         poses: list[FramePose] = []
         ready_at = 0.0
         resample_s = motion_s = 0.0
+        self._hush.start_trip(self._pipeline.samples_seen)
         for item in batch:
+            muted = self._hush.mutes(self._pipeline.samples_seen)
             start = time.thread_time()
             converted = self._front_end.convert(item.frame)
             mid = time.thread_time()
-            new_poses = self._pipeline.push(converted.pipeline)
+            new_poses = [
+                self._hush.apply(pose, self.clock.frame_start(pose.index))
+                for pose in self._pipeline.push(converted.pipeline)
+            ]
             if new_poses:
                 poses, ready_at = poses + new_poses, item.arrived_s
             resample_s += mid - start
             motion_s += time.thread_time() - mid
             end_sample = self._pipeline.samples_seen
-            held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in converted.voice]
+            voices = converted.voice
+            if muted:  # the resampler's tail of the cleared voice, or the silence after it
+                voices = [silent_voice_frame(voice.samples) for voice in voices]
+            held += [HeldVoice(end_sample, voice, item.arrived_s) for voice in voices]
         self._metrics.stage_cpu.labels("resample").inc(resample_s)
         self._metrics.stage_cpu.labels("motion").inc(motion_s)
+        events = [{"pose": pose, **self._events.describe(pose)} for pose in poses]
         if not poses:
-            return Processed(held, None, 0)
+            return Processed(held, None, [], events)
         posed_at = time.monotonic()
         frame = self._render(poses[-1])
-        return Processed(held, Rendered(poses[-1], frame, ready_at, posed_at), len(poses) - 1)
+        rendered = Rendered(poses[-1], frame, ready_at, posed_at)
+        return Processed(held, rendered, poses[:-1], events)
 
     # --- output ----------------------------------------------------------------------------------
 
     def _publish(self, rendered: Rendered) -> None:
         """Hands the frame to the outgoing track and releases the voice it covers."""
         index = rendered.pose.index
-        self.video.publish(rendered.frame, index)
+        self.output.show(self, rendered.frame, index)
         self.timeline.append(
             FrameTimes(index, rendered.ready_at, rendered.posed_at, time.monotonic())
         )
         self.frames_rendered += 1
         self._metrics.frames_rendered.inc()
         self._release_voice(self._voice_end(index))
+
+    def _emit(self, done: Processed) -> None:
+        """Sends one event per completed frame, on the channel's frame numbers and voice clock."""
+        if not self.output.is_on_air(self) or not self.output.sinks:
+            return
+        lag = self._pipeline.lips_lag_samples
+        idle = self.output.idle is self
+        for event in done.events:
+            pose = event.pop("pose")
+            if not isinstance(pose, FramePose):
+                raise TypeError("a frame event lost its pose")
+            number = self.output.show_number(self, pose.index)
+            t_s = self.output.voice_time_of(self, self.clock.frame_start(pose.index) - lag)
+            event.update(type="frame", frame=number, t_ms=round(1000 * t_s, 1), idle=idle)
+            self.output.emit(event)
 
     def _render(self, pose: FramePose) -> av.VideoFrame:
         start = time.thread_time()
@@ -224,7 +274,10 @@ class AvatarSession:
         now = time.monotonic()
         while self._held and self._held[0].end_sample <= until_sample:
             held = self._held.popleft()
-            self.voice.publish(held.frame)
+            start = (
+                held.end_sample - held.frame.samples * self.clock.sample_rate_hz // VOICE_RATE_HZ
+            )
+            self.output.play(self, held.frame, start)
             self._metrics.voice_delay.observe(now - held.arrived_s)
             self._recent_delays_s.append(now - held.arrived_s)
 
@@ -254,8 +307,7 @@ class AvatarSession:
             return
         self.closed.set()
         await self.tasks.cancel_all()
-        self.video.stop()
-        self.voice.stop()
+        self.output.left(self)
         for pc in list(self._peers):
             await self.detach(pc)
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -266,6 +318,11 @@ class AvatarSession:
             self.frames_rendered,
             self.frames_dropped,
         )
+
+
+def _silenced(held: HeldVoice) -> HeldVoice:
+    """``held`` with its samples zeroed (same length: the media clock runs on)."""
+    return HeldVoice(held.end_sample, silent_voice_frame(held.frame.samples), held.arrived_s)
 
 
 async def _close_quietly(pc: RTCPeerConnection, owner: str) -> None:

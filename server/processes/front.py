@@ -100,6 +100,9 @@ class Front:
         if not live or sum(load(w, info) for w, info in live) >= limit:
             retry = {"Retry-After": str(RETRY_AFTER_S)}
             return _error(503, f"all {limit} session slots are in use", **retry)
+        holding = [w for w, info in live if channel in info.get("channels", ())]
+        if holding:  # the channel's viewers are there: its speakers must be too
+            return holding[0]
         return min(live, key=lambda entry: load(*entry))[0]
 
     @asynccontextmanager
@@ -277,16 +280,45 @@ async def by_session_id(request: web.Request) -> web.Response:
     return await _to_named_worker(request, "session_id", "no such session")
 
 
-async def whep_post(request: web.Request) -> web.Response:
-    """A viewer goes to the worker whose session publishes the channel.
+async def channel_worker(front: Front, channel: str) -> Worker:
+    """The worker that holds ``channel`` (a speaker or viewers), else worker 0.
 
-    With no such session, worker 0 answers (its 400 for a bad offer, else its 404), as a single
-    process would.
+    A channel lives in one worker: its viewers, listeners and speakers all go there.
     """
+    for worker, info in await front.survey():
+        if info and (channel in _channels(info) or channel in info.get("channels", ())):
+            return worker
+    return front.pool.workers[0]
+
+
+async def whep_post(request: web.Request) -> web.Response:
+    """A viewer goes to the worker that holds the channel (worker 0 for a new channel)."""
     front = request.app[Front.KEY]
-    channel = request.match_info["channel"]
-    publishers = [w for w, info in await front.survey() if info and channel in _channels(info)]
-    return await forward(request, publishers[0] if publishers else front.pool.workers[0])
+    return await forward(request, await channel_worker(front, request.match_info["channel"]))
+
+
+async def ws_events(request: web.Request) -> web.StreamResponse:
+    """Relays a channel's event stream from the worker that holds the channel."""
+    front = request.app[Front.KEY]
+    worker = await channel_worker(front, request.query.get("channel", ""))
+    client = web.WebSocketResponse(heartbeat=10.0)
+    if not client.can_prepare(request).ok:
+        return await forward(request, worker)
+    url = URL(WORKER_URL).with_path("/ws/events").with_query(_without_token(request))
+    try:
+        upstream = await worker.client.ws_connect(
+            url, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2)
+        )
+    except aiohttp.WSServerHandshakeError:
+        return await forward(request, worker, b"")
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return _error(502, f"worker {worker.index} is not answering; try again shortly")
+    try:
+        await client.prepare(request)
+        await _relay(client, upstream)
+    finally:
+        await upstream.close()
+    return client
 
 
 async def whep_delete(request: web.Request) -> web.Response:
@@ -384,6 +416,7 @@ def create_front_app(options: ServeOptions, workers: int, verbose: bool = False)
     app.router.add_route("*", "/whip/{session_id}", by_session_id)
     app.router.add_route("*", "/whip/{session_id}/{rest:.*}", by_session_id)
     app.router.add_get("/ws/ingest", ws_ingest)
+    app.router.add_get("/ws/events", ws_events)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
     return app

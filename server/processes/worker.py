@@ -61,8 +61,15 @@ async def internal_sessions(request: web.Request) -> web.Response:
     sessions = [{"id": s.id, "channel": s.channel} for s in state.sessions.by_id.values()]
     starting = sorted(state.sessions.starting)
     placements = sorted(state.sessions.placements.values())
+    channels = sorted(state.channels)  # with viewers or listeners: speakers must come here
     return web.json_response(
-        {"pid": os.getpid(), "sessions": sessions, "starting": starting, "placements": placements}
+        {
+            "pid": os.getpid(),
+            "sessions": sessions,
+            "starting": starting,
+            "placements": placements,
+            "channels": channels,
+        }
     )
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
@@ -51,8 +54,10 @@ from .track import FaceTracker, is_frontal, smooth_landmarks
 
 DRIVER_FPS = 25  # the motion model's frame rate; rows are resampled to the video's own
 IN_FLIGHT_FRAMES = 2  # per render worker: enough to keep it busy, few frames held in memory
+PREFETCH_FRAMES = 4  # decoded ahead of the tracker, on its own thread
 N_LANDMARKS = 478
 
+T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage ``track`` then ``render``; total may be an estimate."""
 
@@ -203,7 +208,7 @@ def _track(
     best: tuple[np.ndarray, np.ndarray] | None = None
     best_open = -1.0
     try:
-        for i, rgb in enumerate(read_frames(video, info)):
+        for i, rgb in enumerate(prefetched(read_frames(video, info), PREFETCH_FRAMES)):
             _check_duration(options.max_duration_s, "video", video, i / float(info.fps))
             lm = tracker(rgb)
             points.append(nan if lm is None else lm)
@@ -221,6 +226,46 @@ def _track(
         raise
     stacked = np.stack(points) if points else np.zeros((0, N_LANDMARKS, 3), np.float32)
     return _Tracked(smooth_landmarks(stacked), tracker.keyframes, best, store)
+
+
+def prefetched(items: Generator[T, None, None], depth: int) -> Iterator[T]:
+    """``items`` produced on a helper thread up to ``depth`` ahead: decoding beside tracking.
+
+    The consumer sees the producer's exception where the item would have been. Leaving the loop
+    early (an error, a break) stops the producer, closes ``items`` on its thread and joins it.
+    """
+    buffer: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                buffer.put((True, item))
+                if stop.is_set():
+                    return
+            buffer.put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            buffer.put((False, exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name="dub-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = buffer.get()
+            if not more:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            yield value  # type: ignore[misc]  # the queue holds Ts while ``more``
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then join it
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def _opening(lm: np.ndarray) -> float:

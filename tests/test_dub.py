@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from lipstream.dub.engine import DubOptions, dub_file
-from lipstream.dub.errors import DubNoFaceError
+from lipstream.dub.errors import DubInputError, DubNoFaceError
 from lipstream.dub.media import output_frames, source_index
 from lipstream.server.cli import main
 
@@ -230,3 +231,35 @@ def test_cli_prints_a_json_summary_and_no_traceback_on_bad_input(
     )  # fmt: skip
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and bad.stderr.strip().startswith("lipstream: ")
+
+
+def test_prefetch_hands_on_the_decoders_error_and_stops_when_left_early() -> None:
+    import threading
+
+    from lipstream.dub.engine import prefetched
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise DubInputError("the video is corrupt part-way")
+
+    items = prefetched(broken(), 2)
+    assert next(items) == 1
+    with pytest.raises(DubInputError, match="part-way"):
+        next(items)
+
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    for value in prefetched(endless(), 2):
+        if value == 3:
+            break
+    assert closed.is_set(), "leaving the loop closes the producer on its thread"
+    assert not [t for t in threading.enumerate() if t.name == "dub-decode"]

@@ -32,6 +32,7 @@ from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
 from lipstream.realtime.driver import DRIVERS, make_driver
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import N_MOUTH_PARAMS
+from lipstream.realtime.render import generator_session
 from lipstream.server.offline import render_poses
 
 from .errors import DubInputError, DubNoFaceError, DubTooLongError
@@ -53,6 +54,7 @@ from .retarget import MouthRetargeter, ShapeRest
 from .track import FaceTracker, is_frontal, smooth_landmarks
 
 DRIVER_FPS = 25  # the motion model's frame rate; rows are resampled to the video's own
+SILENCE_TAIL_S = 1.0  # after the speech: the lips close, and rows past it are the rest mouth
 IN_FLIGHT_FRAMES = 2  # per render worker: enough to keep it busy, few frames held in memory
 PREFETCH_FRAMES = 4  # decoded ahead of the tracker, on its own thread
 N_LANDMARKS = 478
@@ -150,7 +152,11 @@ def dub_file(
     audio_s = len(speech) / SAMPLE_RATE_HZ
     _check_duration(options.max_duration_s, "audio", audio, audio_s)
     _check_duration(options.max_duration_s, "video", video, info.duration_s)
-    tracked = _track(video, info, options, progress)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-audio") as side:
+        # The encoder and motion model run (and the generator loads) beside pass 1.
+        rows = side.submit(_audio_side, speech, options)
+        tracked = _track(video, info, options, progress)
+        rows.result()
     try:
         n_src = len(tracked.points)
         found = ~np.isnan(tracked.points[:, 0, 0])
@@ -159,7 +165,7 @@ def dub_file(
         n_out = output_frames(options.sync_mode, n_src, audio_s, info.fps)
         if n_out < 1:
             raise DubInputError(f"the audio {audio} is shorter than one video frame")
-        mouth = mouth_rows(speech, n_out, float(info.fps), options.driver)
+        mouth = output_rows(rows.result(), n_out, float(info.fps))
         out_samples = int(round(n_out / info.fps * OUTPUT_AUDIO_RATE_HZ))
         rest = ShapeRest.from_landmarks(tracked.points)
         retargeter = MouthRetargeter.for_video(*tracked.best, rest, threads=options.threads)
@@ -273,25 +279,37 @@ def _opening(lm: np.ndarray) -> float:
     return gap / max(float(np.linalg.norm(lm[10, :2] - lm[152, :2])), 1e-6)
 
 
-def mouth_rows(speech: np.ndarray, n_frames: int, fps: float, driver: str) -> np.ndarray:
-    """``(n_frames, N_MOUTH_PARAMS)`` float32 mouth rows for frames at ``fps`` from 16 kHz audio.
+def driver_rows(speech: np.ndarray, driver: str) -> np.ndarray:
+    """``(k, N_MOUTH_PARAMS)`` float32 mouth rows at ``DRIVER_FPS`` for 16 kHz ``speech``.
 
-    The live pipeline runs at ``DRIVER_FPS`` over the audio padded with silence to the output's
-    length (so ``pad`` and ``loop`` close the mouth after the last word); its rows are linearly
-    interpolated at each output frame's start time.
+    The live pipeline, fed as ``lipstream render`` feeds it, over the speech and
+    ``SILENCE_TAIL_S`` of silence after it (the VAD gate closes the mouth there).
     """
     clock = MediaClock(fps=DRIVER_FPS)
-    total = int(np.ceil(n_frames / fps * SAMPLE_RATE_HZ))
-    padded = np.zeros(max(total, len(speech)), np.float32)
-    padded[: len(speech)] = speech
-    poses = render_poses(MotionPipeline(clock, make_driver(driver, clock)), padded[:total])
-    rows = np.stack([p.mouth for p in poses]) if poses else np.zeros((1, N_MOUTH_PARAMS))
+    tail = np.zeros(int(SILENCE_TAIL_S * SAMPLE_RATE_HZ), np.float32)
+    audio = np.concatenate([speech.astype(np.float32), tail])
+    poses = render_poses(MotionPipeline(clock, make_driver(driver, clock)), audio)
+    return np.stack([p.mouth for p in poses]).astype(np.float32)
+
+
+def output_rows(rows: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """``rows`` at ``DRIVER_FPS`` resampled to ``n_frames`` frames at ``fps``.
+
+    Linear, at each frame's start time; frames past the rows get the rest mouth (zeros), as
+    silence does.
+    """
     at = np.arange(n_frames) * (DRIVER_FPS / fps)
     index = np.arange(len(rows))
-    cols = [np.interp(at, index, rows[:, k]) for k in range(rows.shape[1])]
     out = np.zeros((n_frames, N_MOUTH_PARAMS), np.float32)
-    out[:, : rows.shape[1]] = np.stack(cols, axis=1)
+    for k in range(min(rows.shape[1], N_MOUTH_PARAMS)):
+        out[:, k] = np.interp(at, index, rows[:, k], right=0.0)
     return out
+
+
+def _audio_side(speech: np.ndarray, options: DubOptions) -> np.ndarray:
+    """The driver's rows, and the generator loaded: the work that can run beside tracking."""
+    generator_session(threads=options.threads)
+    return driver_rows(speech, options.driver)
 
 
 def _source_frames(

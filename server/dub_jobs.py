@@ -204,7 +204,10 @@ class DubJobs:
             job.progress = 1.0
             self._set(job, "done")
             return
-        job.error = error or f"the dub process exited with code {code}"
+        # The child names the files by their paths; the client knows them as the fields.
+        job.error = (error or f"the dub process exited with code {code}").replace(
+            f"{job.folder}{os.sep}", ""
+        )
         self._set(job, "failed")
         _remove_folder(job)  # a failed job says why and keeps no files
 

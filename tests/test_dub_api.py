@@ -115,6 +115,20 @@ async def test_dub_job_full_cycle_against_the_real_server(
         assert status == 400 and "audio" in body["error"]
         assert len(_job_dirs(server_tmp)) == 1, "refused uploads leave no files"
 
+        tiny = write_wav(tmp_path / "tiny.wav", speech.samples[start : start + 960], 48_000)
+        status, body = await _submit(http, url, _form(video, tiny))  # 20 ms: under one frame
+        assert status == 202, "the upload checks pass; the dub itself fails"
+        failed = body["job"]
+        seen = await _wait_for_end(http, url, failed)
+        assert seen[-1]["status"] == "failed"
+        assert "shorter than one video frame" in seen[-1]["error"], seen[-1]
+        assert str(server_tmp) not in seen[-1]["error"], "no server paths in the reason"
+        async with http.get(f"{url}/api/jobs/{failed}/result", headers=AUTH) as response:
+            assert response.status == 422
+        assert len(_job_dirs(server_tmp)) == 1, "a failed job keeps its reason, not its files"
+        async with http.delete(f"{url}/api/jobs/{failed}", headers=AUTH) as response:
+            assert response.status == 204
+
         status, body = await _submit(http, url, _form(video, audio))
         assert status == 202
         second = body["job"]

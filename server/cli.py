@@ -1,4 +1,4 @@
-"""The ``lipstream`` command: serve, render, present, phonemes, avatar build."""
+"""The ``lipstream`` command: serve, render, dub, present, phonemes, avatar build."""
 
 from __future__ import annotations
 
@@ -195,6 +195,12 @@ def _present(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dub(args: argparse.Namespace) -> int:
+    from lipstream.dub.cli import run_dub
+
+    return run_dub(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="lipstream", description=__doc__)
@@ -276,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="auto: webcam-like head and shoulders, 512x512; photo: the photo's own framing",
         )
     render.set_defaults(run=_render)
+
+    from lipstream.dub.cli import add_dub_arguments
+
+    dub = commands.add_parser("dub", help="re-lip a video to new audio (offline)")
+    add_dub_arguments(dub)
+    dub.set_defaults(run=_dub)
 
     phonemes = commands.add_parser("phonemes", help="the streaming encoder's phones for a WAV")
     phonemes.add_argument("wav", type=Path)

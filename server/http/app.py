@@ -15,6 +15,7 @@ from ..avatars import MAX_UPLOAD_BYTES, UploadError, check_photo_bytes
 from ..media import aiortc_tuning
 from ..options import ServeOptions
 from ..state import ServerState
+from .dub import add_dub_routes
 from .guard import Access, Role, role, security_middleware
 from .ice import browser_ice_servers
 from .signaling import close_viewers, end_session, whep_delete, whep_post, whip_delete, whip_post
@@ -208,4 +209,5 @@ def create_app(options: ServeOptions) -> web.Application:
     app.router.add_get("/ws/events", ws_events)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
+    add_dub_routes(app)
     return app

@@ -29,6 +29,7 @@ from yarl import URL
 
 from ..avatars import MAX_UPLOAD_BYTES
 from ..http.app import MULTIPART_OVERHEAD_BYTES, UPLOAD_TIMEOUT_S, add_page_routes, visible_config
+from ..http.dub import add_dub_routes
 from ..http.guard import Access, read_body, role, security_middleware
 from ..http.sdp_check import MAX_OFFER_BYTES
 from ..options import ServeOptions
@@ -419,4 +420,5 @@ def create_front_app(options: ServeOptions, workers: int, verbose: bool = False)
     app.router.add_get("/ws/events", ws_events)
     app.router.add_post("/whep/{channel}", whep_post)
     app.router.add_delete("/whep/{channel}/{viewer_id}", whep_delete)
+    add_dub_routes(app)  # dub jobs run in their own child processes, not in the workers
     return app

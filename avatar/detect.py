@@ -233,6 +233,19 @@ def _mesh(rgb: np.ndarray) -> np.ndarray | None:
     angle = angle - 2 * np.pi * np.floor((angle + np.pi) / (2 * np.pi))
     cx, cy = (d[0] + d[2]) / 2, (d[1] + d[3]) / 2
     side = max(d[2] - d[0], d[3] - d[1]) * 1.5
+    return mesh_in_region(rgb, float(cx), float(cy), float(side), float(angle))
+
+
+def mesh_in_region(
+    rgb: np.ndarray, cx: float, cy: float, side: float, angle: float
+) -> np.ndarray | None:
+    """The refined mesh in one rotated square region of ``rgb``: ``(478, 3)`` px, or None.
+
+    The attention mesh runs on the region (centre ``cx, cy``, ``side`` px, rotated by ``angle``) at
+    192 px; lips, eyes and irises refine it; the points go back to ``rgb`` pixels (z in the same px
+    scale). ``_mesh`` finds the region with the detector; a tracker (``dub/track.py``) takes it
+    from the previous frame's points, as MediaPipe's video mode does.
+    """
     crop = _warp_rect(rgb, cx, cy, side, side, angle, 192, cv2.BORDER_REPLICATE)
     sess = _session("face_landmark_with_attention")
     outs = sess.run(None, {sess.get_inputs()[0].name: crop.astype(np.float32)[None] / 255.0})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 from lipstream.avatar import detect
 from lipstream.avatar.errors import NoFaceError
@@ -21,9 +20,7 @@ from lipstream.avatar.rig import CHEEK_LEFT_IMG, CHEEK_RIGHT_IMG, CHIN, FOREHEAD
 from .media import VideoInfo
 
 ROI_SCALE = 1.5  # face_landmarks_to_roi.pbtxt: RectTransformationCalculator scale_x, scale_y
-MESH_INPUT_PX = 192  # the attention mesh's input side
 EYE_START, EYE_END = 33, 263  # its rotation keypoints (DetectionsToRectsCalculator)
-MIN_FACE_FLAG = 0.5  # as avatar/detect.py: below, the mesh says the region holds no face
 MIN_FACE_H_PX = 24.0  # below this the mesh is a guess and the rig has no lips to move
 SMOOTH_KERNEL = np.array([1.0, 2.0, 1.0]) / 4.0  # +-1 frame: the head's mesh jitter out
 MAX_PROFILE_ASYMMETRY = 0.6  # as avatar/build.py: beyond ~50 degrees of yaw the rig does not fit
@@ -106,37 +103,10 @@ def mesh_in_region(
 ) -> np.ndarray | None:
     """The refined 478-point mesh in one rotated square region: ``(478, 3)`` float32 px, or None.
 
-    The second half of ``avatar/detect.py``'s ``_mesh`` (from the region on), reusing its model
-    session, crop warp and refinement table, so the points are the ones ``fit_landmarks`` gives.
+    ``avatar/detect.py``'s own, so the points are the ones ``fit_landmarks`` gives.
     """
-    crop = detect._warp_rect(rgb, cx, cy, side, side, angle, MESH_INPUT_PX, cv2.BORDER_REPLICATE)
-    sess = detect._session("face_landmark_with_attention")
-    outs = sess.run(None, {sess.get_inputs()[0].name: crop.astype(np.float32)[None] / 255.0})
-    t = dict(zip([o.name for o in sess.get_outputs()], outs, strict=True))
-    if 1.0 / (1.0 + np.exp(-float(t["conv_faceflag"].ravel()[0]))) < MIN_FACE_FLAG:
-        return None
-    pts = np.zeros((detect.N_LANDMARKS, 3), np.float64)
-    pts[:468] = t["output_mesh_identity"].reshape(468, 3)
-    ref = detect._refinement()
-    for key, name in (
-        ("lips", "output_lips"),
-        ("left_eye", "output_left_eye"),
-        ("right_eye", "output_right_eye"),
-    ):
-        pts[ref[key], :2] = t[name].reshape(-1, 2)
-    for start, key, name in (
-        (468, "left_eye", "output_left_iris"),
-        (473, "right_eye", "output_right_iris"),
-    ):
-        pts[start : start + 5, :2] = t[name].reshape(5, 2)
-        pts[start : start + 5, 2] = pts[ref[key][:16], 2].mean()
-    rel = pts / float(MESH_INPUT_PX) - np.array([0.5, 0.5, 0.0])
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.empty((detect.N_LANDMARKS, 3), np.float32)
-    out[:, 0] = (c * rel[:, 0] - s * rel[:, 1]) * side + cx
-    out[:, 1] = (s * rel[:, 0] + c * rel[:, 1]) * side + cy
-    out[:, 2] = rel[:, 2] * side
-    return out
+    pts = detect.mesh_in_region(rgb, cx, cy, side, angle)
+    return None if pts is None else pts.astype(np.float32)
 
 
 def is_frontal(lm: np.ndarray) -> bool:

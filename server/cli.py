@@ -22,11 +22,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lipstream.avatar.framing import FRAMINGS
 
 from .options import DRIVERS, ServeOptions
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 TOKEN_ENV = "LIPSTREAM_TOKEN"
 VIEWER_TOKEN_ENV = "LIPSTREAM_VIEWER_TOKEN"
@@ -84,9 +88,6 @@ def start_urls(options: ServeOptions) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from .http.guard import RedactingAccessLogger
 
     options = serve_options(args)
     if args.workers < 1:
@@ -95,28 +96,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         from .http.app import create_app
 
-        web.run_app(
-            create_app(options),
-            host=args.host,
-            port=args.port,
-            print=None,
-            shutdown_timeout=2.0,
-            access_log_class=RedactingAccessLogger,
-        )
+        _run_app(create_app(options), args.host, args.port)
         return 0
     from .processes.front import create_front_app
     from .processes.workers import WorkerStartError
 
     app = create_front_app(options, args.workers, verbose=args.verbose)
     try:
-        web.run_app(
-            app,
-            host=args.host,
-            port=args.port,
-            print=None,
-            shutdown_timeout=2.0,
-            access_log_class=RedactingAccessLogger,
-        )
+        _run_app(app, args.host, args.port)
     except WorkerStartError as exc:
         print(f"lipstream: {exc}", file=sys.stderr)
         return 1
@@ -166,10 +153,8 @@ def _avatar_build(args: argparse.Namespace) -> int:
 
 
 def _present(args: argparse.Namespace) -> int:
-    from aiohttp import web
 
     from .http.app import create_app
-    from .http.guard import RedactingAccessLogger
     from .media.microphone import list_devices
     from .presenter import add_presenter
 
@@ -184,14 +169,7 @@ def _present(args: argparse.Namespace) -> int:
     app = create_app(options)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     add_presenter(app, args.channel, device)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        print=None,
-        shutdown_timeout=2.0,
-        access_log_class=RedactingAccessLogger,
-    )
+    _run_app(app, args.host, args.port)
     return 0
 
 
@@ -199,6 +177,22 @@ def _dub(args: argparse.Namespace) -> int:
     from lipstream.dub.cli import run_dub
 
     return run_dub(args)
+
+
+def _run_app(app: web.Application, host: str, port: int) -> None:
+    """Serves ``app`` until interrupted: no banner, 2 s to close, tokens kept out of the log."""
+    from aiohttp import web  # noqa: F811  (the runtime import; the one above is for types)
+
+    from .http.guard import RedactingAccessLogger
+
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        shutdown_timeout=2.0,
+        access_log_class=RedactingAccessLogger,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -306,20 +306,10 @@ async def ws_events(request: web.Request) -> web.StreamResponse:
     if not client.can_prepare(request).ok:
         return await forward(request, worker)
     url = URL(WORKER_URL).with_path("/ws/events").with_query(_without_token(request))
-    try:
-        upstream = await worker.client.ws_connect(
-            url, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2)
-        )
-    except aiohttp.WSServerHandshakeError:
-        return await forward(request, worker, b"")
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        return _error(502, f"worker {worker.index} is not answering; try again shortly")
-    try:
-        await client.prepare(request)
-        await _relay(client, upstream)
-    finally:
-        await upstream.close()
-    return client
+    upstream = await _ws_connect(request, worker, url)
+    if isinstance(upstream, web.StreamResponse):
+        return upstream
+    return await _relay_to_client(request, client, upstream)
 
 
 async def whep_delete(request: web.Request) -> web.Response:
@@ -346,19 +336,40 @@ async def ws_ingest(request: web.Request) -> web.StreamResponse:
             return placed
         worker, pid = placed
         url = URL(WORKER_URL).with_path("/ws/ingest").with_query(_without_token(request))
-        try:
-            upstream = await worker.client.ws_connect(
-                url,
-                headers={PLACEMENT_HEADER: pid},
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2),
-                max_msg_size=WS_MAX_MESSAGE_BYTES,
-            )
-        except aiohttp.WSServerHandshakeError:
-            # Refused before any session started (rate, avatar, channel name); the handshake
-            # error carries no body, so ask again without the upgrade to relay the reason.
-            return await forward(request, worker, b"")
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            return _error(502, f"worker {worker.index} is not answering; try again shortly")
+        upstream = await _ws_connect(
+            request,
+            worker,
+            url,
+            headers={PLACEMENT_HEADER: pid},
+            max_msg_size=WS_MAX_MESSAGE_BYTES,
+        )
+        if isinstance(upstream, web.StreamResponse):
+            return upstream
+    return await _relay_to_client(request, client, upstream)
+
+
+async def _ws_connect(
+    request: web.Request, worker: Worker, url: URL, **options: Any
+) -> aiohttp.ClientWebSocketResponse | web.StreamResponse:
+    """The worker's end of a relayed WebSocket, or the response that says why there is none."""
+    try:
+        return await worker.client.ws_connect(
+            url, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2), **options
+        )
+    except aiohttp.WSServerHandshakeError:
+        # Refused before anything started (rate, avatar, channel name); the handshake error
+        # carries no body, so ask again without the upgrade to relay the reason.
+        return await forward(request, worker, b"")
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return _error(502, f"worker {worker.index} is not answering; try again shortly")
+
+
+async def _relay_to_client(
+    request: web.Request,
+    client: web.WebSocketResponse,
+    upstream: aiohttp.ClientWebSocketResponse,
+) -> web.WebSocketResponse:
+    """Opens the client's WebSocket and relays both ways until either side closes."""
     try:
         await client.prepare(request)
         await _relay(client, upstream)

@@ -171,25 +171,28 @@ def _no_paths(message: str, *paths: Path) -> str:
     return message
 
 
-async def get_job(request: web.Request) -> web.Response:
-    """A job's status (queued, running, done, failed, cancelled), stage and progress 0..1."""
+def _job_of(request: web.Request) -> DubJob | web.Response:
+    """The job the URL names, or the 401/404 that says why the caller gets none."""
     refused = _publisher(request)
     if refused is not None:
         return refused
     job = request.app[DubJobs.KEY].get(request.match_info["job_id"])
-    if job is None:
-        return _error(404, "no such job")
+    return _error(404, "no such job") if job is None else job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """A job's status (queued, running, done, failed, cancelled), stage and progress 0..1."""
+    job = _job_of(request)
+    if isinstance(job, web.Response):
+        return job
     return web.json_response(job.view())
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:
     """The dubbed MP4 of a finished job; 409 while it runs, 422 with the reason if it failed."""
-    refused = _publisher(request)
-    if refused is not None:
-        return refused
-    job = request.app[DubJobs.KEY].get(request.match_info["job_id"])
-    if job is None:
-        return _error(404, "no such job")
+    job = _job_of(request)
+    if isinstance(job, web.Response):
+        return job
     if job.status == "failed":
         return _error(422, job.error or "the job failed")
     if job.status != "done" or not job.result.is_file():

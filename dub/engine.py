@@ -2,8 +2,9 @@
 
 Two passes over the video, so that memory stays bounded by one frame plus the landmarks:
 
-1. track: every frame is decoded once and its face followed (``track.py``); the landmarks are
-   kept, then smoothed over time, and give the speaker's rest shape (``retarget.ShapeRest``).
+1. track: every frame is decoded once and its face followed (``track_pass.py``, chunks on every
+   core); the landmarks are kept, then smoothed over time, and give the speaker's rest shape
+   (``retarget.ShapeRest``).
 2. render: the new audio goes through the live motion pipeline exactly as ``lipstream render``
    feeds it (20 ms chunks, ``server/offline.py``); each output frame gets the input frame the sync
    mode names, re-lipped to that frame's mouth row (``retarget.py``), and is muxed with the new
@@ -17,15 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from lipstream.realtime.clock import SAMPLE_RATE_HZ, MediaClock
@@ -51,15 +49,13 @@ from .media import (
     source_index,
 )
 from .retarget import MouthRetargeter, ShapeRest
-from .track import FaceTracker, is_frontal, smooth_landmarks
+from .track import is_frontal
+from .track_pass import track_video
 
 DRIVER_FPS = 25  # the motion model's frame rate; rows are resampled to the video's own
 SILENCE_TAIL_S = 1.0  # after the speech: the lips close, and rows past it are the rest mouth
 IN_FLIGHT_FRAMES = 2  # per render worker: enough to keep it busy, few frames held in memory
-PREFETCH_FRAMES = 4  # decoded ahead of the tracker, on its own thread
-N_LANDMARKS = 478
 
-T = TypeVar("T")
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage ``track`` then ``render``; total may be an estimate."""
 
@@ -75,7 +71,8 @@ class DubOptions:
         face: ``(x, y)`` px of the face to dub when there are several; None: the largest.
         driver: mouth driver name (``realtime/driver.py``), as ``lipstream render --driver``.
         threads: onnxruntime intra-op threads of the generator and the face mesh.
-        workers: threads re-lipping frames at once while the caller's thread decodes and encodes.
+        workers: threads tracking (pass 1) or re-lipping (pass 2) frames at once, while the
+            caller's thread decodes and encodes.
         max_duration_s: refuse a video or audio longer than this (None: any length).
     """
 
@@ -119,14 +116,6 @@ class DubSummary:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-@dataclass
-class _Tracked:
-    points: np.ndarray  # (T, 478, 3) float32 smoothed, NaN where no face
-    keyframes: int
-    best: tuple[np.ndarray, np.ndarray] | None  # (frame, landmarks) with the widest mouth
-    store: FrameStore | None
-
-
 def dub_file(
     video: Path,
     audio: Path,
@@ -155,7 +144,11 @@ def dub_file(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-audio") as side:
         # The encoder and motion model run (and the generator loads) beside pass 1.
         rows = side.submit(_audio_side, speech, options)
-        tracked = _track(video, info, options, progress)
+        tracked = track_video(
+            video, info, pick=options.face, workers=options.workers,
+            must_keep_frames=options.sync_mode == "loop", max_duration_s=options.max_duration_s,
+            progress=progress,
+        )  # fmt: skip
         rows.result()
     try:
         n_src = len(tracked.points)
@@ -175,8 +168,7 @@ def dub_file(
             retargeter, progress, options.workers,
         )  # fmt: skip
     finally:
-        if tracked.store is not None:
-            tracked.store.close()
+        tracked.store.close()
     seconds = time.perf_counter() - started
     output_s = n_out / float(info.fps)
     return DubSummary(
@@ -200,83 +192,6 @@ def _check_duration(limit_s: float | None, what: str, path: Path, seconds: float
         raise DubTooLongError(
             f"the {what} {path.name} is {seconds:.0f} s long; at most {limit_s:.0f} s are accepted"
         )
-
-
-def _track(
-    video: Path, info: VideoInfo, options: DubOptions, progress: Progress | None
-) -> _Tracked:
-    """Pass 1: landmarks of every frame, the widest-open frame, and (loop mode) the frames."""
-    tracker = FaceTracker(options.face)
-    hint = int(round((info.duration_s or 0.0) * float(info.fps)))
-    store = FrameStore(info.width * info.height * 3, hint) if options.sync_mode == "loop" else None
-    points: list[np.ndarray] = []
-    nan = np.full((N_LANDMARKS, 3), np.nan, np.float32)
-    best: tuple[np.ndarray, np.ndarray] | None = None
-    best_open = -1.0
-    try:
-        for i, rgb in enumerate(prefetched(read_frames(video, info), PREFETCH_FRAMES)):
-            _check_duration(options.max_duration_s, "video", video, i / float(info.fps))
-            lm = tracker(rgb)
-            points.append(nan if lm is None else lm)
-            if lm is not None and is_frontal(lm):
-                opening = _opening(lm)
-                if opening > best_open:
-                    best, best_open = (rgb.copy(), lm), opening
-            if store is not None:
-                store.add(rgb)
-            if progress is not None:
-                progress("track", i + 1, max(hint, i + 1))
-    except BaseException:
-        if store is not None:
-            store.close()
-        raise
-    stacked = np.stack(points) if points else np.zeros((0, N_LANDMARKS, 3), np.float32)
-    return _Tracked(smooth_landmarks(stacked), tracker.keyframes, best, store)
-
-
-def prefetched(items: Generator[T, None, None], depth: int) -> Iterator[T]:
-    """``items`` produced on a helper thread up to ``depth`` ahead: decoding beside tracking.
-
-    The consumer sees the producer's exception where the item would have been. Leaving the loop
-    early (an error, a break) stops the producer, closes ``items`` on its thread and joins it.
-    """
-    buffer: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                buffer.put((True, item))
-                if stop.is_set():
-                    return
-            buffer.put((False, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            buffer.put((False, exc))
-        finally:
-            items.close()
-
-    thread = threading.Thread(target=produce, name="dub-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            more, value = buffer.get()
-            if not more:
-                if isinstance(value, BaseException):
-                    raise value
-                return
-            yield value  # type: ignore[misc]  # the queue holds Ts while ``more``
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue, then join it
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
-
-
-def _opening(lm: np.ndarray) -> float:
-    gap = float(np.linalg.norm(lm[13, :2] - lm[14, :2]))
-    return gap / max(float(np.linalg.norm(lm[10, :2] - lm[152, :2])), 1e-6)
 
 
 def driver_rows(speech: np.ndarray, driver: str) -> np.ndarray:
@@ -313,10 +228,10 @@ def _audio_side(speech: np.ndarray, options: DubOptions) -> np.ndarray:
 
 
 def _source_frames(
-    video: Path, info: VideoInfo, mode: str, n_src: int, n_out: int, store: FrameStore | None
+    video: Path, info: VideoInfo, mode: str, n_src: int, n_out: int, store: FrameStore
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """``(source index, frame)`` for each output frame, decoding the video a second time."""
-    if store is not None:
+    """``(source index, frame)`` for each output frame: kept from pass 1, or decoded again."""
+    if store.complete:
         for i in range(n_out):
             s = source_index(mode, i, n_src)
             yield s, store.get(s)

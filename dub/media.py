@@ -184,30 +184,45 @@ def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
 
 
 class FrameStore:
-    """The input frames kept for ``loop`` mode, which plays them backwards too.
+    """The input frames, kept so that pass 2 need not decode the video again.
 
-    Raw in memory while they fit ``RAW_STORE_MAX_BYTES``, else JPEG files in a private temporary
-    directory (removed by ``close``). Used from one thread.
+    Raw in memory while they fit ``RAW_STORE_MAX_BYTES``. Beyond that, with ``spill`` (``loop``
+    mode, which plays the frames backwards and so must keep them), JPEG files in a private
+    temporary directory (removed by ``close``); without it the store gives up (``complete`` is
+    False) and pass 2 decodes the video again, which costs less than JPEG. Used from one thread.
     """
 
-    def __init__(self, frame_bytes: int, expected_frames: int) -> None:
+    def __init__(self, frame_bytes: int, expected_frames: int, spill: bool = True) -> None:
         self._raw: list[np.ndarray] | None = None
         self._dir: Path | None = None
         self._count = 0
+        self._spill_allowed = spill
+        self.complete = True
         if frame_bytes * max(expected_frames, 1) <= RAW_STORE_MAX_BYTES:
             self._raw = []
-        else:
+        elif spill:
             self._dir = Path(tempfile.mkdtemp(prefix="lipstream-dub-frames-"))
+        else:
+            self.complete = False
 
     def add(self, rgb: np.ndarray) -> None:
         """Keeps frame number ``len(self)``."""
+        if not self.complete:
+            return
         if self._raw is not None:
             self._raw.append(rgb)
-            if self._count * rgb.nbytes > RAW_STORE_MAX_BYTES:  # the hint was low: spill
-                self._spill()
+            if self._count * rgb.nbytes > RAW_STORE_MAX_BYTES:  # the hint was low
+                if self._spill_allowed:
+                    self._spill()
+                else:
+                    self._give_up()
         else:
             self._write(self._count, rgb)
         self._count += 1
+
+    def _give_up(self) -> None:
+        self._raw = None
+        self.complete = False
 
     def _spill(self) -> None:
         assert self._raw is not None  # only called while raw

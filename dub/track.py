@@ -32,13 +32,17 @@ class FaceTracker:
     Args:
         pick: ``(x, y)`` frame px; the face whose box centre is nearest is followed. None: the
             largest face.
+        follow: landmarks of the face in the frame before the first one: it is followed from
+            there, with no keyframe (a chunk tracked again from where the previous one ended).
 
     Stateful (it follows the face from frame to frame); call from one thread, frames in order.
     """
 
-    def __init__(self, pick: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self, pick: tuple[float, float] | None = None, follow: np.ndarray | None = None
+    ) -> None:
         self._pick = pick
-        self._last: np.ndarray | None = None
+        self._last: np.ndarray | None = follow
         self.keyframes = 0
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:

@@ -236,7 +236,7 @@ def test_cli_prints_a_json_summary_and_no_traceback_on_bad_input(
 def test_prefetch_hands_on_the_decoders_error_and_stops_when_left_early() -> None:
     import threading
 
-    from lipstream.dub.engine import prefetched
+    from lipstream.dub.track_pass import prefetched
 
     def broken() -> Iterator[int]:
         yield 1
@@ -263,3 +263,44 @@ def test_prefetch_hands_on_the_decoders_error_and_stops_when_left_early() -> Non
             break
     assert closed.is_set(), "leaving the loop closes the producer on its thread"
     assert not [t for t in threading.enumerate() if t.name == "dub-decode"]
+
+
+def _shrunk(frame: np.ndarray, scale: float) -> np.ndarray:
+    """``frame`` scaled by ``scale`` about its centre, on grey."""
+    import cv2
+
+    side = frame.shape[0]
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    out = np.full_like(frame, 128)
+    at = (side - small.shape[0]) // 2
+    out[at : at + small.shape[0], at : at + small.shape[1]] = small
+    return out
+
+
+def test_chunked_tracking_follows_one_person_when_another_becomes_the_largest(
+    footage: Footage, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks tracked apart each start on the largest face; the merge keeps the first person.
+
+    The astronaut is the largest face for 12 frames, then the other is (as a single tracker
+    following the astronaut from frame 0 would not notice).
+    """
+    from lipstream.dub import track_pass
+    from lipstream.dub.media import probe_video
+
+    other = moving_photo(photos / "obama.jpg", 24, shift_px=0.0)
+    pairs = [
+        np.concatenate([a, _shrunk(b, 0.5)] if i < 12 else [_shrunk(a, 0.85), b], axis=1)
+        for i, (a, b) in enumerate(zip(footage.frames, other, strict=False))
+    ]
+    video = write_video(tmp_path / "swap.mp4", pairs)
+    monkeypatch.setattr(track_pass, "MAX_CHUNK_FRAMES", 8)
+    tracked = track_pass.track_video(
+        video, probe_video(video), pick=None, workers=2, must_keep_frames=False,
+        max_duration_s=None,
+    )  # fmt: skip
+    noses = tracked.points[:, 4, 0]
+    assert not np.isnan(noses).any()
+    assert (noses < SIDE_PX).all(), "the astronaut (left), the largest at the start, throughout"
+    assert tracked.store.complete and len(tracked.store) == 24
+    tracked.store.close()

@@ -4,13 +4,18 @@ Covers every photo in ../shared/photos and the built-in avatar.
 
 Run: python bench/contact_sheet.py [--photos ../shared/photos] [--out bench/results]
     [--framing auto|photo]
-Writes ``contact_sheet.png`` (whole output frames, one row per photo, one column per shape) and
-``contact_sheet_mouth.png`` (the same, zoomed on the mouth).
+Writes ``contact_sheet.png`` (whole output frames, one row per photo, one column per shape),
+``contact_sheet_mouth.png`` (the same, zoomed on the mouth) and ``contact_sheet_shapes.json``: the
+face mesh (``avatar/detect.py``) measured on every rendered frame, so that "visibly spread" has a
+number beside the picture. Per shape, against the rest frame of the same photo: mouth width
+61-291 and inner-lip opening 13-14 over the eye distance 33-263 (the issue's definitions), and
+roundness, outer lip height 0-17 over width.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -61,8 +66,24 @@ def _mouth_box(avatar: Avatar) -> tuple[int, int, int]:
     return max(0, min(x0, n - side)), max(0, min(y0, n - side)), side
 
 
-def rows_for(photo: Path, cache: Path, framing: str) -> tuple[np.ndarray, np.ndarray]:
-    """One row of frame cells and one of mouth cells for ``photo``."""
+def mouth_measures(frame: np.ndarray) -> dict[str, float]:
+    """Width, opening and roundness of the mouth in a rendered frame (see the module docstring)."""
+    from lipstream.avatar import detect
+
+    lm = detect.fit_landmarks(frame, detect.detect_faces(frame)[0])[:, :2]
+    eyes = float(np.linalg.norm(lm[33] - lm[263]))
+    width = float(np.linalg.norm(lm[61] - lm[291]))
+    return {
+        "width": width / eyes,
+        "opening": float(np.linalg.norm(lm[13] - lm[14])) / eyes,
+        "roundness": float(np.linalg.norm(lm[0] - lm[17])) / width,
+    }
+
+
+def rows_for(
+    photo: Path, cache: Path, framing: str, measures: dict[str, dict[str, dict[str, float]]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One row of frame cells and one of mouth cells for ``photo``; fills ``measures[photo]``."""
     avatar = Avatar.load(build_avatar(photo, cache_dir=cache, framing=framing).path)
     renderer = Renderer(avatar)
     mx, my, ms = _mouth_box(avatar)
@@ -77,7 +98,34 @@ def rows_for(photo: Path, cache: Path, framing: str) -> tuple[np.ndarray, np.nda
                            interpolation=cv2.INTER_CUBIC)  # fmt: skip
         faces.append(_label(face, f"{photo.stem} {label}"))
         mouths.append(_label(mouth, label))
+        measures.setdefault(photo.stem, {})[label] = mouth_measures(frame)
     return np.hstack(faces), np.hstack(mouths)
+
+
+def relative_to_rest(measures: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict]:
+    """Per shape, against the rest frame, per photo and the mean over photos.
+
+    Width and roundness as ratios, the opening as its increase (eye distances; the rest mouth is
+    shut, so a ratio says nothing).
+    """
+    out: dict[str, dict] = {}
+
+    def versus_rest(shapes: dict[str, dict[str, float]], label: str) -> dict[str, float]:
+        now, rest = shapes[label], shapes["rest"]
+        return {
+            "width": round(now["width"] / rest["width"], 3),
+            "opening": round(now["opening"] - rest["opening"], 3),
+            "roundness": round(now["roundness"] / rest["roundness"], 3),
+        }
+
+    for label, *_ in SHAPES:
+        ratios = {photo: versus_rest(shapes, label) for photo, shapes in measures.items()}
+        mean = {
+            k: round(float(np.mean([r[k] for r in ratios.values()])), 3)
+            for k in ("width", "opening", "roundness")
+        }
+        out[label] = {"mean_against_rest": mean, "by_photo": ratios}
+    return out
 
 
 def main() -> None:
@@ -92,13 +140,18 @@ def main() -> None:
         p for p in args.photos.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}
     )
     photos.append(default_photo())  # the built-in avatar
+    measures: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as cache:
-        rows = [rows_for(p, Path(cache), args.framing) for p in photos]
+        rows = [rows_for(p, Path(cache), args.framing, measures) for p in photos]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, idx in (("contact_sheet.png", 0), ("contact_sheet_mouth.png", 1)):
         sheet = np.vstack([r[idx] for r in rows])
         cv2.imwrite(str(args.out / name), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
         logger.info("wrote %s", args.out / name)
+    shapes = relative_to_rest(measures)
+    (args.out / "contact_sheet_shapes.json").write_text(json.dumps(shapes, indent=1))
+    for label, row in shapes.items():
+        logger.info("%-6s %s", label, row["mean_against_rest"])
 
 
 if __name__ == "__main__":

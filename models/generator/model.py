@@ -48,6 +48,12 @@ ROUND_GAIN = 1.8  # corner displacement per unit of negative width (rounding), s
 ROUND_FULL = 0.04  # width (face heights, negative) at which the gap is fully gathered into an oval
 ROUND_GATHER = 2.0  # extra exponent of the gap profile when fully rounded
 ROUND_PURSE = 0.5  # share of each vermilion height added when fully rounded
+# Spreading is drawn stronger than measured, as rounding is: s1's /iy/ widens the mouth by ~1 % of
+# the face height (its 90th percentile), half a pixel at each corner of a 100 px face, which no one
+# sees; other speakers spread far more. The stretched lips also thin, as real spread lips do.
+SPREAD_GAIN = 3.0
+SPREAD_FULL = 0.03  # width (face heights, after the gain) at which the lips are fully thinned
+SPREAD_THIN = 0.15  # share of each vermilion height a full spread stretches away
 PROTRUDE_GAIN = 0.8  # vermilion height added to each lip per unit of protrude (0.5 = as measured)
 # The motion model's openings regress to the mean (MSE); drawn 1.25x, small openings read as open
 # to MediaPipe: rendered r 0.821 -> 0.829 on 8 dev clips, mouth-crop SSIM 0.824 -> 0.815 (1.4x:
@@ -184,9 +190,10 @@ class Generator(nn.Module):
         gap = o * (h0 + jaw_px)
         h_now = h0 + jaw_px
         width = torch.clamp(pose[1], -MAX_WIDTH, MAX_WIDTH)
-        # Rounding is drawn stronger than measured: s1's /uw/ narrows the mouth by only ~9 %, which
-        # reads as a slit on a photo; correlation with the real width does not depend on the gain.
-        width = torch.where(width < 0.0, ROUND_GAIN * width, width)
+        # Rounding and spreading are drawn stronger than measured: s1's /uw/ narrows the mouth by
+        # only ~9 %, which reads as a slit on a photo, and its /iy/ widens it by ~2 %; correlation
+        # with the real width does not depend on the gains.
+        width = torch.where(width < 0.0, ROUND_GAIN * width, SPREAD_GAIN * width)
         corner = width * h_now * 0.5
         rx, ry = r["right_x"], r["right_y"]
         u = (q_x - r["mouth_cx"]) * rx + (q_y - r["mouth_cy"]) * ry
@@ -205,10 +212,13 @@ class Generator(nn.Module):
         pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * PROTRUDE_GAIN
         up_lip, lo_lip = r["upper_lip_px"], r["lower_lip_px"]
         # Rounded lips also purse: both lips bunch up along the whole mouth, corners included.
-        purse = ROUND_PURSE * rounding * torch.sqrt(_ramp(1.0 - 0.8 * t_now * t_now))
-        d_up = (pro - PRESS_ROLL * press * up_lip) * shape + purse * up_lip
+        along = torch.sqrt(_ramp(1.0 - 0.8 * t_now * t_now))
+        purse = ROUND_PURSE * rounding * along
+        # Spread lips stretch thinner along the whole mouth.
+        thin = SPREAD_THIN * _ramp(width / SPREAD_FULL) * along
+        d_up = (pro - PRESS_ROLL * press * up_lip) * shape + (purse - thin) * up_lip
         d_lo = (pro - PRESS_ROLL * press * lo_lip - TUCK_ROLL * tuck * lo_lip) * shape
-        d_lo = d_lo + purse * lo_lip
+        d_lo = d_lo + (purse - thin) * lo_lip
         lift = TUCK_LIFT * tuck * h0 * shape
         return {
             "u": u, "s": s, "t": t_now, "t_rest": u / r["half_w_px"], "corner": corner,

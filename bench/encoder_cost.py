@@ -63,9 +63,12 @@ def main() -> None:
     a = p.parse_args()
     result = {
         "command": "OMP_NUM_THREADS=1 python bench/encoder_cost.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_avg_1_5_15": os.getloadavg(),
-                    "note": "shared 2-core VM, other jobs running; min of repeats"},  # fmt: skip
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_avg_1_5_15": os.getloadavg(),
+            "note": "shared 2-core VM, other jobs running; min of repeats",
+        },  # fmt: skip
         "budget_ms_per_10ms_audio": 0.5,
         "results": measure(a.seconds, a.repeats),
     }

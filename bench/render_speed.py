@@ -35,9 +35,17 @@ def _poses(count: int) -> list[FramePose]:
     return [
         FramePose(
             int(k),
-            np.array([0.06 + 0.05 * np.sin(k * 0.7), 0.03 * np.sin(k * 0.3),
-                      0.03 + 0.025 * np.sin(k * 0.7), 0.01 * np.sin(k * 0.4),
-                      max(0.0, np.sin(k * 0.9)), max(0.0, np.sin(k * 1.3))], np.float32),
+            np.array(
+                [
+                    0.06 + 0.05 * np.sin(k * 0.7),
+                    0.03 * np.sin(k * 0.3),
+                    0.03 + 0.025 * np.sin(k * 0.7),
+                    0.01 * np.sin(k * 0.4),
+                    max(0.0, np.sin(k * 0.9)),
+                    max(0.0, np.sin(k * 1.3)),
+                ],
+                np.float32,
+            ),
             blink=float(max(0.0, np.sin(k * 0.2))),
             head=np.array([0.01 * np.sin(k * 0.05), 0.005, 0.02 * np.sin(k * 0.03)], np.float32),
         )

@@ -63,7 +63,9 @@ def read_contract(session: ort.InferenceSession) -> EncoderContract:
     meta = json.loads(raw)
     features = FeatureConfig(**meta["features"])
     if asdict(features) != asdict(FeatureConfig()):
-        raise ModelContractError(f"model features {asdict(features)} != runtime {asdict(FeatureConfig())}")
+        raise ModelContractError(
+            f"model features {asdict(features)} != runtime {asdict(FeatureConfig())}"
+        )
     if tuple(meta["phones"]) != PHONES:
         raise ModelContractError(f"model phone set {meta['phones']} != runtime {list(PHONES)}")
     shapes = {k: tuple(int(d) for d in meta["inputs"][k]) for k in STATE_INPUTS}

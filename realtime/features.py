@@ -86,7 +86,7 @@ class LogMelExtractor:
         self._buf = buf[k * hop :]
         if k == 0:
             return np.zeros((0, self.cfg.n_mels), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(buf, win)[:: hop][:k] * self._window
+        frames = np.lib.stride_tricks.sliding_window_view(buf, win)[::hop][:k] * self._window
         spec = np.fft.rfft(frames, n=self.cfg.n_fft, axis=-1)
         power = (spec.real**2 + spec.imag**2).astype(np.float32)
         return np.log(power @ self._fb + LOG_FLOOR).astype(np.float32)
@@ -118,7 +118,9 @@ class RunningNormaliser:
             self._count += 1
             self._mean += max(1.0 / self._count, floor) * (x - self._mean)
             d = x - self._mean
-            self._var += max(1.0 / (self._count + NORM_VAR_PRIOR_FRAMES), floor) * (d * d - self._var)
+            self._var += max(1.0 / (self._count + NORM_VAR_PRIOR_FRAMES), floor) * (
+                d * d - self._var
+            )
             out[i] = d / np.sqrt(self._var + NORM_EPS)
         return out
 

@@ -49,11 +49,14 @@ def make_driver(name: str, clock: MediaClock, clip_id: str, n_samples: int) -> M
     """Driver by name: ``learned`` (encoder + motion), ``aligned`` (true phones), ``loudness``."""
     if name in ("learned", "aligned"):
         from lipstream.realtime.motion import LearnedDriver
+        from lipstream.server.offline import OFFLINE_VOICE_LEAD_MS
 
         if name == "aligned":
             n_hops = (n_samples + clock.sample_rate_hz) // 160  # a second of SIL past the end
-            return LearnedDriver(clock, encoder=ScriptedEncoder(onehot_from_alignment(clip_id, n_hops)))
-        return LearnedDriver(clock)
+            return LearnedDriver(
+                clock, encoder=ScriptedEncoder(onehot_from_alignment(clip_id, n_hops))
+            )
+        return LearnedDriver(clock, voice_lead_ms=OFFLINE_VOICE_LEAD_MS)  # as `lipstream render`
     if name == "loudness":
         from lipstream.realtime.loudness import LoudnessDriver
 

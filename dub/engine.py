@@ -31,7 +31,7 @@ from lipstream.realtime.driver import DRIVERS, make_driver
 from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import N_MOUTH_PARAMS
 from lipstream.realtime.render import generator_session
-from lipstream.server.offline import render_poses
+from lipstream.server.offline import OFFLINE_VOICE_LEAD_MS, render_poses
 
 from .errors import DubInputError, DubNoFaceError, DubTooLongError
 from .media import (
@@ -203,7 +203,8 @@ def driver_rows(speech: np.ndarray, driver: str) -> np.ndarray:
     clock = MediaClock(fps=DRIVER_FPS)
     tail = np.zeros(int(SILENCE_TAIL_S * SAMPLE_RATE_HZ), np.float32)
     audio = np.concatenate([speech.astype(np.float32), tail])
-    poses = render_poses(MotionPipeline(clock, make_driver(driver, clock)), audio)
+    mouth_driver = make_driver(driver, clock, voice_lead_ms=OFFLINE_VOICE_LEAD_MS)
+    poses = render_poses(MotionPipeline(clock, mouth_driver), audio)
     return np.stack([p.mouth for p in poses]).astype(np.float32)
 
 

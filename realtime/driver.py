@@ -47,8 +47,12 @@ class MouthDriver(Protocol):
         ...
 
 
-def make_driver(name: str, clock: MediaClock) -> MouthDriver:
-    """The mouth driver called ``name`` (one of ``DRIVERS``) for one session."""
+def make_driver(name: str, clock: MediaClock, voice_lead_ms: int = 0) -> MouthDriver:
+    """The mouth driver called ``name`` (one of ``DRIVERS``) for one session.
+
+    ``voice_lead_ms`` moves the learned driver's mouth earlier against the voice
+    (``LearnedDriver``); the loudness driver hears no future, so it ignores it.
+    """
     if name == "loudness":
         from .loudness import LoudnessDriver
 
@@ -56,5 +60,5 @@ def make_driver(name: str, clock: MediaClock) -> MouthDriver:
     if name == "learned":
         from .motion import LearnedDriver  # loads the shipped ONNX models
 
-        return LearnedDriver(clock)
+        return LearnedDriver(clock, voice_lead_ms=voice_lead_ms)
     raise ValueError(f"driver must be one of {DRIVERS}, got {name!r}")

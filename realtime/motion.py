@@ -165,9 +165,15 @@ def _load_encoder() -> PosteriorEncoder:
 class LearnedDriver:
     """Implements ``MouthDriver`` with the streaming encoder and the learned motion model.
 
+    Args:
+        voice_lead_ms: end each motion window this much later than the model was trained to (its
+            contract's ``lookahead_samples``), so that the mouth moves that much earlier against
+            the voice. 0 live, where ``LIPS_LAG_MS`` sets the A/V offset; offline renders, which
+            mux the voice unheld, use ``server/offline.py``'s ``OFFLINE_VOICE_LEAD_MS``.
+
     Attributes:
         lookahead_samples: encoder look-ahead + the motion window's look-ahead, past the frame's
-            end (0..50 ms; 10 ms with the shipped models).
+            end (0..50 ms; 10 ms with the shipped models live).
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class LearnedDriver:
         clock: MediaClock,
         encoder: PosteriorEncoder | None = None,
         motion: MotionModel | None = None,
+        voice_lead_ms: int = 0,
     ) -> None:
         self._clock = clock
         self._encoder = encoder if encoder is not None else _load_encoder()
@@ -186,7 +193,9 @@ class LearnedDriver:
                 f"{clock.sample_rate_hz} Hz"
             )
         encoder_samples = int(self._encoder.lookahead_ms) * clock.sample_rate_hz // 1000
-        self.lookahead_samples = encoder_samples + contract.lookahead_samples
+        lead_samples = voice_lead_ms * clock.sample_rate_hz // 1000
+        self._window_end_samples = contract.lookahead_samples + lead_samples  # past a frame's end
+        self.lookahead_samples = encoder_samples + self._window_end_samples
         # The voice leaves with the frame that covers it, held LIPS_LAG_MS past that frame's end.
         # Calibrated on real faces: on GRID s1 video the best correlation of voice loudness and
         # mouth opening puts the mouth 0 ms from the voice (median of 884 clips, IQR -50..+20 ms;
@@ -243,7 +252,7 @@ class LearnedDriver:
         out, out_levels = [], []
         while self._next_frame < ready:
             frame_end = self._clock.frame_end(self._next_frame)
-            end = (frame_end + contract.lookahead_samples) // contract.hop_samples
+            end = (frame_end + self._window_end_samples) // contract.hop_samples
             if end > available:
                 break  # the encoder has not caught up; the frame follows on a later push
             lo = end - contract.window_frames - self._first
@@ -259,7 +268,7 @@ class LearnedDriver:
         """Keeps only the posteriors that a future frame's window can still reach."""
         contract = self._motion.contract
         frame_end = self._clock.frame_end(self._next_frame)
-        end = (frame_end + contract.lookahead_samples) // contract.hop_samples
+        end = (frame_end + self._window_end_samples) // contract.hop_samples
         drop = end - contract.window_frames - self._first
         if drop > 0:
             self._posteriors = self._posteriors[drop:]

@@ -1,0 +1,166 @@
+"""Fan-out through an SFU: one channel published once to a real Janus, watched by 50 subscribers.
+
+The avatar node (``lipstream serve --workers 1 --publish-whip ...``) publishes channel ``main``
+through simple-whip-server into a Janus VideoRoom. Its CPU (``/proc/PID/stat`` utime + stime) is
+measured over ``WINDOW_S`` with no subscriber, then over the same span with 50 subscribers in
+Janus; the second may exceed the first by at most 5 %, because the node encodes once whoever
+watches. Every subscriber must receive media during the second window: 48 count the RTP packets
+they receive (SRTP decrypted and parsed, not decoded, see ``tests/support/janus.py``) and 2 decode
+the video as a client does and count frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bench.server_process import ServerProcess, metric
+from tests.support import janus
+from tests.support.waits import until
+
+SUBSCRIBERS = 50
+DECODING = 2  # full aiortc clients; the other 48 count packets (50 decoders do not fit 2 cores)
+WINDOW_S = 10.0
+CPU_MARGIN = 1.05
+CHANNEL = "main"
+TOKEN = "fan-out-test-token"
+JOIN_AT_ONCE = 10  # subscribers negotiating with Janus at the same time
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+pytestmark = pytest.mark.skipif(janus.missing() is not None, reason=str(janus.missing()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (utime + stime) of ``pid`` so far: ``/proc/PID/stat`` fields 14 and 15."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[janus.JanusStack]:
+    """Janus and simple-whip-server, up for the module."""
+    running = janus.JanusStack(tmp_path_factory.mktemp("janus"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def node(
+    stack: janus.JanusStack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """An avatar node publishing every channel to the stack's endpoint for channel ``main``."""
+    await stack.create_endpoint(CHANNEL, TOKEN)
+    server = ServerProcess(
+        tmp_path_factory.mktemp("node") / "node.log",
+        "--workers",
+        "1",
+        "--publish-whip",
+        f"{stack.whip_base}/endpoint/{{channel}}",
+        "--publish-token",
+        TOKEN,
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def measure(node: ServerProcess) -> tuple[float, float]:
+    """CPU seconds the node used over the next ``WINDOW_S``, and the frames it rendered then."""
+    assert node.process is not None
+    pid = node.process.pid
+    frames = await asyncio.to_thread(metric, node.url, "lipstream_frames_rendered_total")
+    before = cpu_seconds(pid)
+    await asyncio.sleep(WINDOW_S)
+    used = cpu_seconds(pid) - before
+    frames = await asyncio.to_thread(metric, node.url, "lipstream_frames_rendered_total") - frames
+    return used, frames
+
+
+async def drain(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Reads the speaker's socket (events and pings) until it closes."""
+    async for _message in socket:
+        pass
+
+
+async def feed(api: janus.JanusApi) -> int:
+    """The room's one publisher (the node's channel), once Janus has it."""
+    feeds: list[int] = []
+
+    async def poll() -> None:
+        while True:
+            feeds[:] = await api.publishers()
+            if feeds:
+                return
+            await asyncio.sleep(0.3)
+
+    await asyncio.wait_for(poll(), 30)
+    return feeds[0]
+
+
+async def test_fifty_subscribers_through_janus_cost_the_node_nothing(
+    stack: janus.JanusStack, node: ServerProcess
+) -> None:
+    """Node CPU with 50 Janus subscribers stays within 5 % of its CPU with none."""
+    subscribers: list[janus.CountingSubscriber] = []
+    async with aiohttp.ClientSession(timeout=janus.REQUEST_TIMEOUT) as http:
+        speaker = await http.ws_connect(f"{node.url}/ws/ingest?channel={CHANNEL}")
+        # A silent speaker keeps the channel on air; reading answers the server's heartbeat.
+        listening = asyncio.ensure_future(drain(speaker))
+        try:
+            api = janus.JanusApi(http, stack.janus_url)
+            await api.open()
+            publisher = await feed(api)
+            alone, frames_alone = await measure(node)
+
+            subscribers = [janus.CountingSubscriber(i < DECODING) for i in range(SUBSCRIBERS)]
+            gate = asyncio.Semaphore(JOIN_AT_ONCE)
+
+            async def join(sub: janus.CountingSubscriber) -> None:
+                async with gate:
+                    await sub.join(http, stack.janus_url, publisher)
+
+            await asyncio.gather(*(join(sub) for sub in subscribers))
+            await until(
+                lambda: all(sub.pc.connectionState == "connected" for sub in subscribers),
+                30.0,
+                "every subscriber connected",
+            )
+            before = [await sub.received() for sub in subscribers]
+            watched, frames_watched = await measure(node)
+            after = [await sub.received() for sub in subscribers]
+            assert await api.publishers() == [publisher], "still one publish, however many watch"
+        finally:
+            await speaker.close()
+            await listening
+            for sub in subscribers:
+                await sub.close()
+
+    got = [{k: a[k] - b[k] for k in a} for a, b in zip(after, before, strict=True)]
+    frames = [sub.video_frames for sub in subscribers[:DECODING]]
+    report = {
+        "window_s": WINDOW_S,
+        "node_cpu_s_alone": round(alone, 2),
+        "node_cpu_s_with_subscribers": round(watched, 2),
+        "node_frames_alone": frames_alone,
+        "node_frames_with_subscribers": frames_watched,
+        "subscribers": SUBSCRIBERS,
+        "decoding": DECODING,
+        "min_video_packets_in_window": min(g["video"] for g in got),
+        "min_audio_packets_in_window": min(g["audio"] for g in got),
+        "decoded_video_frames": frames,
+    }
+    print("fan-out:", json.dumps(report))
+    assert all(g["video"] > 0 and g["audio"] > 0 for g in got), got
+    assert all(f > 0 for f in frames), frames
+    assert watched <= alone * CPU_MARGIN, report

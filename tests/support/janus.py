@@ -29,9 +29,31 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from bench.server_process import free_port
 
 JANUS_LIBS = Path("/usr/lib/x86_64-linux-gnu/janus")
-WHIP_SERVER_SRC = (
-    Path(os.environ.get("LIPSTREAM_WHIP_SERVER_DIR", "/usr/share/simple-whip-server")) / "src"
-)
+UNPACKED = Path.home() / ".cache/lipstream/simple-whip-server"  # .ci/run's fallback install
+
+
+def _whip_server_src() -> Path:
+    """simple-whip-server's ``src`` folder: installed by apt, or unpacked by ``.ci/run``."""
+    for folder in (
+        os.environ.get("LIPSTREAM_WHIP_SERVER_DIR"),
+        "/usr/share/simple-whip-server",
+        UNPACKED / "usr/share/simple-whip-server",
+    ):
+        if folder and (Path(folder) / "src/server.js").exists():
+            return Path(folder) / "src"
+    return Path("/usr/share/simple-whip-server/src")
+
+
+def _node_env() -> dict[str, str]:
+    """Node's environment: the unpacked install's npm modules on ``NODE_PATH`` when present."""
+    env = {**os.environ, "NODE_ENV": "production"}
+    if (UNPACKED / "node_modules").is_dir():
+        paths = [str(UNPACKED / "node_modules"), env.get("NODE_PATH", "")]
+        env["NODE_PATH"] = os.pathsep.join(p for p in paths if p)
+    return env
+
+
+WHIP_SERVER_SRC = _whip_server_src()
 ROOM = 1234
 START_TIMEOUT_S = 20.0  # Janus loads its plugins and binds in well under a second on this machine
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -150,8 +172,7 @@ class JanusStack:
         self._spawn(["janus", "-F", str(conf), "-o"], "janus.log")
         self._wait_http(f"{self.janus_url}/info", "janus.log")
         whip = _whip_server_folder(self.folder / "whip", self.ws_port, self.whip_port)
-        env = {**os.environ, "NODE_ENV": "production"}
-        self._spawn(["node", "src/server.js"], "whip.log", cwd=whip, env=env)
+        self._spawn(["node", "src/server.js"], "whip.log", cwd=whip, env=_node_env())
         self._wait_http(f"{self.whip_base}/healthcheck", "whip.log")
 
     def _spawn(

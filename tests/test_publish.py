@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from lipstream.server.cli import build_parser, serve_options
 from lipstream.server.media.publish import PublishError, PublishTarget, resource_url
 from lipstream.server.options import ServeOptions
 from lipstream.server.processes.worker import options_from_json, options_to_json
@@ -211,3 +212,21 @@ def test_publish_options_are_checked_and_the_token_stays_off_worker_command_line
     assert "pub-t0ken" not in text
     monkeypatch.setenv("LIPSTREAM_PUBLISH_TOKEN", "pub-t0ken")
     assert options_from_json(text).publish_token == "pub-t0ken"
+
+
+def test_serve_flags_reach_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--public-url`` (trailing slash dropped), ``--publish-whip`` and the token from the env."""
+    monkeypatch.setenv("LIPSTREAM_PUBLISH_TOKEN", "from-env")
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--public-url",
+            "http://node1:8080/",
+            "--publish-whip",
+            "http://sfu:7080/whip/endpoint/{channel}",
+        ]
+    )
+    options = serve_options(args)
+    assert options.public_url == "http://node1:8080"
+    assert options.publish_whip == "http://sfu:7080/whip/endpoint/{channel}"
+    assert options.publish_token == "from-env"

@@ -280,16 +280,18 @@ PLUGIN = "janus.plugin.videoroom"
 class CountingSubscriber:
     """One VideoRoom subscriber: an aiortc peer that counts the RTP packets it receives.
 
-    With ``decode`` False the receivers' packet handler is replaced by a counter, so packets are
-    decrypted (SRTP) and parsed, but never go to a jitter buffer or decoder: 50 VP8 decoders would
-    not fit two cores beside the avatar node. With ``decode`` True the peer decodes as any client
-    does and counts decoded video frames too.
+    Every receiver's packet handler is wrapped by a counter (packets and payload bytes per kind,
+    after SRTP decryption and parsing). With ``decode`` False the packets stop there, never
+    reaching a jitter buffer or decoder: 50 VP8 decoders would not fit two cores beside the avatar
+    node. With ``decode`` True they go on to aiortc's own handler and the video is decoded as any
+    client does; decoded frames are counted too.
     """
 
     def __init__(self, decode: bool) -> None:
         self.decode = decode
         self.pc = RTCPeerConnection()
         self.packets = {"audio": 0, "video": 0}
+        self.bytes = {"audio": 0, "video": 0}
         self.video_frames = 0
         self._readers: list[asyncio.Task[None]] = []
 
@@ -312,16 +314,20 @@ class CountingSubscriber:
                 self._readers.append(asyncio.ensure_future(self._read(track)))
 
         await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], offer["type"]))
-        if not self.decode:
-            for transceiver in self.pc.getTransceivers():
-                self._count_only(transceiver.receiver, transceiver.kind)
+        for transceiver in self.pc.getTransceivers():
+            self._count(transceiver.receiver, transceiver.kind)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         answer = {"type": "answer", "sdp": self.pc.localDescription.sdp}
         await api.request(handle, {"request": "start"}, jsep=answer)
 
-    def _count_only(self, receiver: Any, kind: str) -> None:
+    def _count(self, receiver: Any, kind: str) -> None:
+        handle = receiver._handle_rtp_packet
+
         async def count(packet: Any, arrival_time_ms: int) -> None:
             self.packets[kind] += 1
+            self.bytes[kind] += len(packet.payload)
+            if self.decode:
+                await handle(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = count  # aiortc's RtpRouter looks it up per packet
 
@@ -332,17 +338,6 @@ class CountingSubscriber:
                 self.video_frames += 1
         except MediaStreamError:
             return
-
-    async def received(self) -> dict[str, int]:
-        """Packets per kind (from aiortc's inbound RTP stats when decoding)."""
-        if not self.decode:
-            return dict(self.packets)
-        counts = {"audio": 0, "video": 0}
-        for transceiver in self.pc.getTransceivers():
-            for stat in (await transceiver.receiver.getStats()).values():
-                if stat.type == "inbound-rtp":
-                    counts[stat.kind] += stat.packetsReceived
-        return counts
 
     async def close(self) -> None:
         """Closes the peer and its readers."""

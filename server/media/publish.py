@@ -116,6 +116,9 @@ class ChannelPublisher:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                 # ValueError: aiortc refusing the answer's SDP.
                 self._failed(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # anything else aiortc raises: retried, never the node's end
+                logger.debug("Publish(%s) attempt failed", self.channel.name, exc_info=True)
+                self._failed(f"{type(exc).__name__}: {exc}")
             if loop.time() - started >= STABLE_S:
                 backoff = BACKOFF_FIRST_S
             try:

@@ -6,7 +6,8 @@ measured over ``WINDOW_S`` with no subscriber, then over the same span with 50 s
 Janus; the second may exceed the first by at most 5 %, because the node encodes once whoever
 watches. Every subscriber must receive media during the second window: 48 count the RTP packets
 they receive (SRTP decrypted and parsed, not decoded, see ``tests/support/janus.py``) and 2 decode
-the video as a client does and count frames.
+the video as a client does and count frames. When the speaker leaves, the channel ends and the
+node's DELETE takes its publish out of the room.
 """
 
 from __future__ import annotations
@@ -118,19 +119,17 @@ async def drain(socket: aiohttp.ClientWebSocketResponse) -> None:
         pass
 
 
-async def feed(api: janus.JanusApi) -> int:
-    """The room's one publisher (the node's channel), once Janus has it."""
-    feeds: list[int] = []
+async def publishers_once(api: janus.JanusApi, wanted: bool, deadline_s: float) -> list[int]:
+    """The room's publishers once there are some (``wanted``) or none (not ``wanted``)."""
 
-    async def poll() -> None:
-        while True:
-            feeds[:] = await api.publishers()
-            if feeds:
-                return
+    async def poll() -> list[int]:
+        while True:  # Janus tells nobody about a room's publishers unless asked
+            feeds = await api.publishers()
+            if bool(feeds) == wanted:
+                return feeds
             await asyncio.sleep(0.3)
 
-    await asyncio.wait_for(poll(), 30)
-    return feeds[0]
+    return await asyncio.wait_for(poll(), deadline_s)
 
 
 async def test_fifty_subscribers_through_janus_cost_the_node_nothing(
@@ -145,7 +144,7 @@ async def test_fifty_subscribers_through_janus_cost_the_node_nothing(
         try:
             api = janus.JanusApi(http, stack.janus_url)
             await api.open()
-            publisher = await feed(api)
+            (publisher,) = await publishers_once(api, True, 30.0)
             alone = await measure(node, stack.processes[0].pid, [])
 
             subscribers = [janus.CountingSubscriber(i < DECODING) for i in range(SUBSCRIBERS)]
@@ -168,6 +167,8 @@ async def test_fifty_subscribers_through_janus_cost_the_node_nothing(
             await listening
             for sub in subscribers:
                 await sub.close()
+        # The speaker left and nobody watches on the node: the channel ends, its publish is DELETEd.
+        assert await publishers_once(api, False, 15.0) == []
 
     frames = [sub.video_frames for sub in subscribers[:DECODING]]
     report = {

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 TOKEN_ENV = "LIPSTREAM_TOKEN"
 VIEWER_TOKEN_ENV = "LIPSTREAM_VIEWER_TOKEN"
 TURN_SECRET_ENV = "LIPSTREAM_TURN_SECRET"
+PUBLISH_TOKEN_ENV = "LIPSTREAM_PUBLISH_TOKEN"  # also how workers get it (never on a command line)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -72,6 +73,9 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         max_uploads=args.max_uploads,
         framing=args.framing,
         max_queue_s=args.max_queue_s,
+        public_url=args.public_url.rstrip("/") if args.public_url else None,
+        publish_whip=args.publish_whip,
+        publish_token=args.publish_token or os.environ.get(PUBLISH_TOKEN_ENV) or None,
     )
 
 
@@ -92,6 +96,8 @@ def _serve(args: argparse.Namespace) -> int:
     options = serve_options(args)
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
+    if options.publish_token:
+        os.environ[PUBLISH_TOKEN_ENV] = options.publish_token  # workers inherit it from here
     print(start_urls(options), flush=True)
     if args.workers == 1:
         from .http.app import create_app
@@ -259,6 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--turn-secret",
         help=f"coturn static-auth-secret: browsers get short-lived TURN credentials "
         f"(or ${TURN_SECRET_ENV})",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="this node's own base URL (http://node1:8080): WHIP/WHEP Locations point there, so "
+        "DELETE reaches the node that holds the session when a load balancer is in front",
+    )
+    serve.add_argument(
+        "--publish-whip",
+        metavar="URL",
+        help="publish every channel once to this WHIP endpoint (an SFU does the fan-out); "
+        "{channel} in URL becomes the channel's name",
+    )
+    serve.add_argument(
+        "--publish-token",
+        help=f"bearer token for --publish-whip (or ${PUBLISH_TOKEN_ENV})",
     )
     serve.set_defaults(run=_serve)
 

@@ -30,6 +30,9 @@ class ServeOptions:
     max_uploads: int = 16  # uploaded avatars kept (in memory and on disk), least recently used go
     framing: str = "auto"  # avatar/framing.py: "auto" (webcam-like) or "photo" (as it is)
     max_queue_s: float = 30.0  # PCM a /ws/ingest publisher may queue ahead of playout
+    public_url: str | None = None  # this node's own base URL: Locations point here (behind a LB)
+    publish_whip: str | None = None  # WHIP endpoint every channel is published to (media/publish)
+    publish_token: str | None = None  # its Bearer token
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
@@ -44,3 +47,9 @@ class ServeOptions:
             raise ValueError(f"max_queue_s must be in (0, 3600] seconds, got {self.max_queue_s}")
         if self.token is not None and not self.token:
             raise ValueError("the token must not be empty")
+        for name in ("public_url", "publish_whip"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
+        if self.publish_token is not None and self.publish_whip is None:
+            raise ValueError("--publish-token needs --publish-whip")

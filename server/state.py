@@ -16,6 +16,7 @@ from lipstream.realtime.visemes import make_driver_with_events
 from .avatars import AvatarStore
 from .media.channel import Channel
 from .media.playout import PcmPlayout
+from .media.publish import Publishing, PublishTarget
 from .media.session import AvatarSession
 from .metrics import Metrics, new_metrics
 from .options import ServeOptions
@@ -50,6 +51,18 @@ class ServerState:
         self.clock = MediaClock(fps=self.options.fps)
         self.tasks = TaskOwner("Channels")
         self.closing = False
+        self.publishing: Publishing | None = None
+        if self.options.publish_whip:
+            target = PublishTarget(self.options.publish_whip, self.options.publish_token)
+            self.publishing = Publishing(target)
+
+    def location(self, path: str) -> str:
+        """The ``Location`` of a resource at ``path``: absolute on this node with ``public_url``.
+
+        Behind a load balancer a DELETE or PATCH must reach the node that holds the session; an
+        absolute URL on the node sends it there, as the media already goes there directly.
+        """
+        return f"{self.options.public_url}{path}" if self.options.public_url else path
 
     def new_id(self) -> str:
         """A fresh session or viewer id, prefixed with this worker's ``id_prefix`` for routing."""
@@ -61,6 +74,8 @@ class ServerState:
         if channel is None:
             channel = Channel(name, self.options.fps, on_handover=self.refresh)
             self.channels[name] = channel
+            if self.publishing is not None and not self.closing:
+                self.publishing.started(channel)
         return channel
 
     def new_session(self, session_id: str, channel: str, avatar_id: str) -> AvatarSession:
@@ -102,6 +117,8 @@ class ServerState:
         if channel.speaker is None and channel.idle is None and channel.consumers == 0:
             if self.channels.get(channel.name) is channel:
                 del self.channels[channel.name]
+            if self.publishing is not None:
+                self.publishing.ended(channel)
             channel.close()
 
     def _start_idle(self, channel: Channel) -> None:

@@ -169,6 +169,8 @@ async def _close_everything(app: web.Application) -> None:
     for session in list(state.sessions.by_id.values()):
         await end_session(state, session, "server shutting down")
     await close_viewers(state)
+    if state.publishing is not None:
+        await state.publishing.close()  # DELETEs on the media server while the loop still runs
     await state.tasks.cancel_all()
     for channel in list(state.channels.values()):
         if channel.idle is not None:

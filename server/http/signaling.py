@@ -1,7 +1,9 @@
 """WHIP ingest with a return path, and WHEP egress for viewers.
 
 WHIP (RFC 9725): ``POST /whip`` with an SDP offer starts a session; the answer comes back with 201
-and ``Location: /whip/<id>``; ``DELETE`` on that URL ends it. The publisher's connection also
+and ``Location: /whip/<id>`` (absolute on this node with ``--public-url``, for a load balancer in
+front); ``DELETE`` on that URL ends it. At ``--max-sessions`` a new offer gets 503 with
+``Retry-After``, so a balancer tries another node. The publisher's connection also
 carries the avatar back when its offer has receiving video/audio m-lines. WHEP: ``POST
 /whep/<channel>`` attaches a viewer to the channel, whoever speaks on it (the idle face while
 nobody does); viewers never disturb the speaker and stay across speakers. Either connection may
@@ -124,7 +126,7 @@ async def whip_post(request: web.Request) -> web.Response:
         status=201,
         text=answer_sdp,
         content_type=SDP_CONTENT_TYPE,
-        headers={"Location": f"/whip/{session_id}"},
+        headers={"Location": state.location(f"/whip/{session_id}")},
     )
 
 
@@ -274,7 +276,7 @@ async def whep_post(request: web.Request) -> web.Response:
         status=201,
         text=answer_sdp,
         content_type=SDP_CONTENT_TYPE,
-        headers={"Location": f"/whep/{name}/{viewer_id}"},
+        headers={"Location": state.location(f"/whep/{name}/{viewer_id}")},
     )
 
 

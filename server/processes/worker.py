@@ -35,7 +35,7 @@ def options_to_json(options: ServeOptions) -> str:
     tokens and origins already, and a secret on a command line is visible to every local user.
     """
     fields = dataclasses.asdict(options)
-    fields.update(token=None, viewer_token=None)
+    fields.update(token=None, viewer_token=None, publish_token=None)
     for name in ("avatar_photo", "cache_dir"):
         if fields[name] is not None:
             fields[name] = str(fields[name])
@@ -50,6 +50,8 @@ def options_from_json(text: str) -> ServeOptions:
             fields[name] = Path(fields[name])
     fields["ice_servers"] = tuple(fields["ice_servers"])
     fields["allow_origins"] = tuple(fields["allow_origins"])
+    if fields.get("publish_whip"):  # the token is not on the command line: see server/cli.py
+        fields["publish_token"] = os.environ.get("LIPSTREAM_PUBLISH_TOKEN") or None
     return ServeOptions(**fields)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -157,3 +158,25 @@ async def test_a_channel_lives_in_one_worker_its_speakers_follow_its_listeners(
                     assert event["idle"] is False, session
                 while not (await events.receive_json(timeout=30))["idle"]:
                     pass  # the speaker left: the idle face is back before the next one comes
+
+
+def test_worker_sockets_fit_a_unix_address_under_a_deep_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from lipstream.server.processes.workers import MAX_SOCKET_PATH, socket_folder
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    folder = socket_folder()
+    try:
+        assert len(os.fsencode(str(folder / "w0.sock"))) <= MAX_SOCKET_PATH
+        assert folder.stat().st_mode & 0o777 == 0o700
+    finally:
+        folder.rmdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shallow = socket_folder()
+    assert shallow.parent == tmp_path
+    shallow.rmdir()

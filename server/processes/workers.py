@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -66,13 +67,28 @@ class Worker:
             return await response.json()
 
 
+MAX_SOCKET_PATH = 100  # bytes; Linux's sun_path holds 108 with its NUL
+
+
+def socket_folder() -> Path:
+    """A new private (0700) folder for the workers' sockets.
+
+    Under the temporary directory, unless that is so deep that a socket path in it would not fit a
+    unix socket address (a long ``TMPDIR``): then under /tmp.
+    """
+    base = tempfile.gettempdir()
+    if len(os.fsencode(base)) + len("/lipstream-workers-XXXXXXXX/w00.sock") > MAX_SOCKET_PATH:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="lipstream-workers-", dir=base))
+
+
 class WorkerPool:
     """Runs ``count`` workers with ``options`` (each with its own id prefix) and keeps them up."""
 
     def __init__(self, options: ServeOptions, count: int, verbose: bool = False) -> None:
         self._options = options
         self._verbose = verbose
-        self._folder = Path(tempfile.mkdtemp(prefix="lipstream-workers-"))
+        self._folder = socket_folder()
         self.workers = [Worker(i, self._folder / f"w{i}.sock") for i in range(count)]
         self._tasks = TaskOwner("WorkerPool")
         self._stopping = False

@@ -161,11 +161,17 @@ class WebRtcClient:
     """One WHIP publisher (with return path) or WHEP viewer connection."""
 
     def __init__(
-        self, base_url: str, keep_frames: bool = True, probe: FrameProbe | None = None
+        self,
+        base_url: str,
+        keep_frames: bool = True,
+        probe: FrameProbe | None = None,
+        browser_buffers: bool = True,
     ) -> None:
         """``keep_frames`` keeps every frame (downscaled); ``probe`` keeps only probe(frame)
-        instead."""
+        instead; ``browser_buffers`` receives as a browser does (``receive_buffers.py``), else
+        with aiortc's own buffers, as the independent probe does."""
         self.base_url = base_url.rstrip("/")
+        self.browser_buffers = browser_buffers
         self.keep_frames = keep_frames
         self.probe = probe
         self.pc = RTCPeerConnection()
@@ -196,7 +202,8 @@ class WebRtcClient:
         await self._negotiate(f"/whep/{channel}")
 
     async def _negotiate(self, path: str) -> None:
-        receive_like_a_browser(self.pc)
+        if self.browser_buffers:
+            receive_like_a_browser(self.pc)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with aiohttp.ClientSession() as http:
             async with http.post(

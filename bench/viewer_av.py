@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.av_reference import GRID_STEP_S, offset_ms
 from bench.mouth import MouthMeter
 from bench.report import save
 from bench.server_process import ServerProcess
 from bench.whip_client import Received, WebRtcClient, load_voice_48k
 
 CHANNEL = "viewer-av"
-GRID_S = 0.01
-MAX_SHIFT = 30  # grid steps: +-300 ms, as the probe
 DEFAULT_WAV = Path(__file__).resolve().parents[2] / "shared/data/librispeech/103-1240-0000.ogg"
 
 
@@ -46,20 +45,10 @@ def av_offset_ms(received: Received) -> tuple[float, float]:
     audio_at = np.array(received.audio_at)
     loud = np.log(np.array(received.audio_rms) + 1e-4)
     ok = ~np.isnan(opening)
-    grid = np.arange(max(audio_at[0], video_at[0]), min(audio_at[-1], video_at[-1]), GRID_S)
+    grid = np.arange(max(audio_at[0], video_at[0]), min(audio_at[-1], video_at[-1]), GRID_STEP_S)
     voice = np.interp(grid, audio_at, loud)
     mouth = np.interp(grid, video_at[ok], opening[ok])
-    best = (-2.0, 0)
-    for k in range(-MAX_SHIFT, MAX_SHIFT + 1):
-        a, b = (
-            (voice[: len(voice) - k], mouth[k:])
-            if k >= 0
-            else (voice[-k:], mouth[: len(mouth) + k])
-        )
-        r = float(np.corrcoef(a, b)[0, 1])
-        if r > best[0]:
-            best = (r, k)
-    return best[1] * GRID_S * 1000.0, best[0]
+    return offset_ms(voice, mouth)
 
 
 async def one_run(

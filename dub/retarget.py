@@ -21,7 +21,7 @@ from lipstream.avatar import rig
 from lipstream.avatar.framing import CROP_PER_FACE_H, MAX_CROP_PX
 from lipstream.realtime.avatar import MAP_CHANNELS, MAX_JAW, RIG_FIELDS, quad_layout
 from lipstream.realtime.pose import N_MOUTH_PARAMS
-from lipstream.realtime.render import generator_session
+from lipstream.realtime.render import generator_session, spread_gain
 
 EYE_DISTANCE = (33, 263)  # outer eye corners: a length that speech does not change
 MIN_VIEW_PX = 32
@@ -202,6 +202,7 @@ class MouthRetargeter:
         self._teeth = np.asarray(teeth, np.float32)
         self._rest = rest
         self._session = generator_session(threads=threads)
+        self._spread_gain = spread_gain(self._session)
 
     @classmethod
     def for_video(
@@ -233,6 +234,8 @@ class MouthRetargeter:
         pose[:N_MOUTH_PARAMS] = np.nan_to_num(np.asarray(mouth, np.float32)[:N_MOUTH_PARAMS])
         own = self._rest.own_shape(lm)
         pose[1] -= own[0]  # width
+        if pose[1] > 0.0:  # the footage's own lips: spread by the measured change, no more
+            pose[1] /= self._spread_gain
         pose[2] -= max(own[1], 0.0)  # jaw: only an open jaw is taken back (MIN_JAW is ~0)
         pose[3] -= own[2]  # protrude
         feed = {

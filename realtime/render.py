@@ -57,6 +57,15 @@ def _check_contract(session: ort.InferenceSession, path: Path) -> None:
             )
 
 
+def spread_gain(session: ort.InferenceSession) -> float:
+    """How many times the pose's positive width the generator spreads the lips (1 if unsaid).
+
+    The generator draws spreading stronger than measured, for photos; re-lipping real footage
+    (``dub/retarget.py``) divides it back out, since there the width is a measured change.
+    """
+    return float(session.get_modelmeta().custom_metadata_map.get("spread_gain", "1.0"))
+
+
 class Renderer:
     """Turns ``FramePose`` into full RGB frames of one avatar.
 

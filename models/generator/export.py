@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import torch
-from lipstream.models.generator.model import Generator
+from lipstream.models.generator.model import SPREAD_GAIN, Generator
 from lipstream.realtime.avatar import ATLAS_TEXELS, MAP_CHANNELS, RIG_FIELDS
 from lipstream.realtime.render import POSE_FIELDS
 
@@ -48,6 +48,9 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         "rig_fields": ",".join(RIG_FIELDS),
         "map_channels": ",".join(MAP_CHANNELS),
         "pose_fields": ",".join(POSE_FIELDS),
+        # Spreading is drawn SPREAD_GAIN x the pose's width: re-lipping real footage reads it to
+        # move real corners by the measured amount (dub/retarget.py).
+        "spread_gain": repr(SPREAD_GAIN),
     }
     for key, value in meta.items():
         entry = model.metadata_props.add()

@@ -25,6 +25,11 @@ from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
+# The idle face is fed silence, on which every driver gives the rest mouth (the learned one's VAD
+# gate closes it); its blinks and head motion come from the pipeline, whatever the driver. The
+# loudness driver gets there without running the phoneme encoder and the motion model.
+IDLE_DRIVER = "loudness"
+
 
 @dataclass
 class ServerState:
@@ -78,12 +83,15 @@ class ServerState:
                 self.publishing.started(channel)
         return channel
 
-    def new_session(self, session_id: str, channel: str, avatar_id: str) -> AvatarSession:
+    def new_session(
+        self, session_id: str, channel: str, avatar_id: str, driver_name: str | None = None
+    ) -> AvatarSession:
         """A session for ``avatar_id`` with a fresh driver, publishing on ``channel``.
 
-        Not yet registered; a speaker's session is made the channel's speaker by ``join``.
+        ``driver_name`` defaults to the server's ``--driver``. Not yet registered; a speaker's
+        session is made the channel's speaker by ``join``.
         """
-        driver, events = make_driver_with_events(self.options.driver, self.clock)
+        driver, events = make_driver_with_events(driver_name or self.options.driver, self.clock)
         return AvatarSession(
             session_id,
             self.channel(channel),
@@ -127,7 +135,7 @@ class ServerState:
             avatar_id = self.avatars.default_id
         if avatar_id is None:
             return
-        session = self.new_session(f"idle-{channel.name}", channel.name, avatar_id)
+        session = self.new_session(f"idle-{channel.name}", channel.name, avatar_id, IDLE_DRIVER)
         channel.idle = session
         # Silence through the real pipeline: the idle face blinks and moves as a listener does.
         playout = PcmPlayout(session, SAMPLE_RATE_HZ, 0.0, notify=lambda _message: None)

@@ -25,7 +25,7 @@ from .train import LIBRI_SETS
 
 logger = logging.getLogger(__name__)
 
-MIN_PROB = 0.05
+MIN_PROB = 0.1
 """A pseudo-label the teacher gives less than this posterior is dropped from the loss."""
 
 

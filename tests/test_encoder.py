@@ -246,5 +246,45 @@ class TestTrainingData:
         dev = align.libri_test_other_ids(DATA_DIR)
         pool = {p.stem for p in align.librispeech_train_pool(DATA_DIR)}
         assert len(dev) == 100 and len(pool) == 251 and not dev & pool
-        assert {p.stem for p in align.librispeech_clips(DATA_DIR)} <= pool
+        assert {p.stem for p in align.librispeech_clips(DATA_DIR)} == pool  # every train clip is labelled
         assert {c for c, _, _ in align.libri_dev_items(DATA_DIR)} == dev
+
+    def test_fine_tune_starts_from_the_checkpoint(self, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        torch = pytest.importorskip("torch")
+        from lipstream.models.encoder import train
+        from lipstream.models.encoder.model import EncoderConfig, StreamingEncoder
+
+        rng = np.random.default_rng(0)
+        np.savez(tmp_path / "train_libri.npz", feats=rng.normal(size=(400, N_MELS)).astype(np.float16),
+                 labels=rng.integers(0, len(PHONES), 400).astype(np.int8), starts=np.array([0, 400]))  # fmt: skip
+        monkeypatch.setattr(train, "CORPUS_DIR", tmp_path)
+        cfg = EncoderConfig(conv_channels=8, gru_hidden=8)
+        torch.manual_seed(1)
+        start = StreamingEncoder(cfg)
+        torch.save({"cfg": cfg.as_dict(), "state": start.state_dict()}, tmp_path / "init.pt")
+        # lr 0: the weights written back are the checkpoint's, not a fresh initialisation (seeded differently)
+        out = tmp_path / "run"
+        train.train(EncoderConfig(), 1, 1.0, out, 0.0, batch=2, init=tmp_path / "init.pt",
+                    weights=train.parse_weights("libri=1"))  # fmt: skip
+        got = torch.load(out / "encoder.pt")
+        assert got["cfg"] == cfg.as_dict()
+        assert all(torch.equal(got["state"][k], v) for k, v in start.state_dict().items())
+        with pytest.raises(ValueError):
+            train.parse_weights("test_other=1")
+
+    def test_self_training_mask_drops_rejected_frames(self, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        torch = pytest.importorskip("torch")
+        from lipstream.models.encoder import train
+
+        monkeypatch.setattr(train, "CORPUS_DIR", tmp_path)
+        labels = np.array([3, 4, 5, 6], dtype=np.int8)
+        np.savez(tmp_path / "train_libri.keep.npz", keep=np.array([True, False, True, False]))
+        masked = train.apply_keep_mask(labels, "libri")
+        assert masked.tolist() == [3, train.IGNORE, 5, train.IGNORE] and labels.tolist() == [3, 4, 5, 6]
+        crit = torch.nn.CrossEntropyLoss(ignore_index=train.IGNORE)
+        logits = torch.randn(1, 4, len(PHONES))
+        full = train.delayed_loss(logits[:, [0, 2]], torch.tensor([[3, 5]]), 0, crit)
+        got = train.delayed_loss(logits, torch.from_numpy(masked[None].astype(np.int64)), 0, crit)
+        assert float(got) == pytest.approx(float(full))
+        with pytest.raises(ValueError):
+            train.apply_keep_mask(labels[:3], "libri")

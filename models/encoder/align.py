@@ -26,9 +26,6 @@ GRID_TIME_UNIT_S = 1.0 / 25_000
 """GRID .align files count time in 1/25000 s."""
 GRID_EDGE_SLACK_S = 0.03
 """How far a phone may start before GRID's own first-word onset (its aligner is HTK, ours is not)."""
-LIBRI_MAX_TRAIN_CLIPS = 100
-"""LibriSpeech training clips used (sorted prefix of the 251 outside test-other): LM decoding runs at
-~0.3 x real time per core, so on the shared 2-core machine all 251 did not fit the time budget."""
 LIBRI_TEST_CLIPS_PER_SPEAKER = 10
 """test-other speakers have ten transcribed clips each in texts.tsv; they form the dev set."""
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -348,7 +345,7 @@ def pseudo_label_librispeech(data_dir: Path, out_dir: Path, workers: int = 2) ->
 
 def librispeech_clips(data_dir: Path) -> list[Path]:
     """The LibriSpeech clips the training corpus may use: never the test-other dev clips."""
-    return librispeech_train_pool(data_dir)[:LIBRI_MAX_TRAIN_CLIPS]
+    return librispeech_train_pool(data_dir)
 
 
 def librispeech_train_pool(data_dir: Path) -> list[Path]:

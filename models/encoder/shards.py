@@ -39,6 +39,9 @@ SPEED_PROB = 0.8
 SPEED_RANGE = (0.85, 1.15)
 """Augmented training copies are resampled by a random factor first (speed + vocal-tract-length
 perturbation: tempo, pitch and formants all scale with it)."""
+LIBRI_FIRST_CLIPS = 100
+"""The first 100 (sorted) LibriSpeech train clips form the ``libri`` shard (the from-scratch recipe's);
+the other 151 form ``libri_more`` (added by the fine-tune recipe), so neither shard changes the other."""
 LIBRI_MIN_AGREEMENT = 0.0
 """Confidence filter for LibriSpeech pseudo-labels: minimum allphone agreement (see align.py)."""
 
@@ -95,11 +98,12 @@ def list_clips() -> list[Clip]:
         if lab.stem in synth_audio:
             voice = synth_audio[lab.stem].parent.name
             clips.append(Clip("synth", lab.stem, voice, "train", _loader(synth_audio[lab.stem]), lab))
-    for ogg in align.librispeech_clips(DATA_DIR):
+    for k, ogg in enumerate(align.librispeech_clips(DATA_DIR)):
         lab = ALIGN_DIR / "librispeech" / f"{ogg.stem}.json"
         if not lab.exists() or json.loads(lab.read_text()).get("allphone_agreement", 1.0) < LIBRI_MIN_AGREEMENT:
             continue
-        clips.append(Clip("libri", lab.stem, lab.stem.split("-")[0], "train", _loader(ogg), lab))
+        clip_set = "libri" if k < LIBRI_FIRST_CLIPS else "libri_more"
+        clips.append(Clip(clip_set, lab.stem, lab.stem.split("-")[0], "train", _loader(ogg), lab))
     for lab in sorted((ALIGN_DIR / "libri_dev").glob("*.json")):
         ogg = DATA_DIR / "librispeech" / f"{lab.stem}.ogg"
         clips.append(Clip("libritest", lab.stem, lab.stem.split("-")[0], "dev", _loader(ogg), lab))
@@ -108,7 +112,7 @@ def list_clips() -> list[Clip]:
 
 def n_augmented(clip: Clip) -> int:
     """How many augmented copies a training clip gets (scarce multi-speaker sets get more)."""
-    return {"vctk": 4, "grid": 1, "fsdd": 1, "synth": 1, "libri": 2, "libritest": 1}[clip.clip_set]
+    return {"vctk": 4, "grid": 1, "fsdd": 1, "synth": 1, "libri": 2, "libri_more": 2, "libritest": 1}[clip.clip_set]
 
 
 def babble_pool() -> list[np.ndarray]:
@@ -153,7 +157,8 @@ def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_ind
     return sorted(groups)
 
 
-SET_ORDER = ("grid", "vctk", "fsdd", "synth", "libri", "libritest")
+SET_ORDER = ("grid", "vctk", "fsdd", "synth", "libri", "libritest", "libri_more")
+"""Build order; a set's index seeds its augmentation, so new sets go at the end."""
 
 
 def build_all(sets: tuple[str, ...] = SET_ORDER) -> None:

@@ -33,11 +33,17 @@ BATCH = 32
 SET_WEIGHTS = {"grid": 0.12, "vctk": 0.15, "fsdd": 0.05, "synth": 0.28, "libri": 0.40}
 """LibriSpeech (all 249 train clips, pseudo-labelled, several hundred American/real speakers) weighs most:
 the hidden set and the test-other dev set are real American speech."""
+TRAIN_SETS = ("grid", "vctk", "fsdd", "synth", "libri", "libri_more")
+"""Every training shard ``shards.py`` builds (``libri_more``: the LibriSpeech clips past the first 100)."""
+LIBRI_SETS = ("libri", "libri_more")
+"""The pseudo-labelled sets (``--self-train`` masks their frames)."""
 BILABIAL_WEIGHT = 2.0
 """Loss weight of P, B and M frames (others 1): a mouth left open on /m/ is the most visible lip-sync
 error, and the old model recalled only ~0.4 of bilabial frames on American speech."""
 WARP_PROB = 0.7
 WARP_RANGE = (0.88, 1.12)
+IGNORE = -1
+"""Label of frames left out of the loss (pseudo-labels a self-training teacher rejected)."""
 DEV_SETS = ("dev_libritest", "dev_vctk", "dev_fsdd", "dev_grid", "dev_vctk_aug", "dev_fsdd_aug")
 
 
@@ -50,11 +56,21 @@ def load_shard(name: str) -> dict[str, np.ndarray]:
 class CropSampler:
     """Random (B, CROP, F) crops from the training sets, set chosen by weight."""
 
-    def __init__(self, rng: np.random.Generator, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        batch: int = BATCH,
+        weights: dict[str, float] | None = None,
+        self_train: bool = False,
+    ) -> None:
         self.rng = rng
         self.batch_size = batch
-        self.sets = {k: load_shard(f"train_{k}") for k in SET_WEIGHTS if (CORPUS_DIR / f"train_{k}.npz").exists()}
-        w = np.array([SET_WEIGHTS[k] for k in self.sets])
+        weights = weights or SET_WEIGHTS
+        self.sets = {k: load_shard(f"train_{k}") for k in weights if (CORPUS_DIR / f"train_{k}.npz").exists()}
+        for k in LIBRI_SETS if self_train else ():
+            if k in self.sets:
+                self.sets[k]["labels"] = apply_keep_mask(self.sets[k]["labels"], k)
+        w = np.array([weights[k] for k in self.sets])
         self.names, self.weights = list(self.sets), w / w.sum()
         for k, v in self.sets.items():
             logger.info("train_%s: %.1f min", k, len(v["labels"]) / 6000)
@@ -68,6 +84,16 @@ class CropSampler:
             feats.append(s["feats"][start : start + CROP_FRAMES])
             labels.append(s["labels"][start : start + CROP_FRAMES])
         return torch.from_numpy(np.stack(feats).astype(np.float32)), torch.from_numpy(np.stack(labels).astype(np.int64))
+
+
+def apply_keep_mask(labels: np.ndarray, clip_set: str) -> np.ndarray:
+    """Labels with the frames a self-training teacher rejected set to IGNORE (``selftrain.py``)."""
+    with np.load(CORPUS_DIR / f"train_{clip_set}.keep.npz") as z:
+        keep = z["keep"]
+    if len(keep) != len(labels):
+        raise ValueError(f"train_{clip_set}.keep.npz does not match the shard: rebuild it (selftrain.py)")
+    logger.info("self-training: %.3f of train_%s frames kept", keep.mean(), clip_set)
+    return np.where(keep, labels, IGNORE).astype(labels.dtype)
 
 
 def freq_mask(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -130,23 +156,36 @@ def train(
     lr: float,
     batch: int = BATCH,
     device: str = "cpu",
+    init: Path | None = None,
+    weights: dict[str, float] | None = None,
+    seed: int = SEED,
+    self_train: bool = False,
 ) -> dict[str, object]:
     """Train, then save ``out/encoder.pt`` + ``out/metrics.json``; returns the metrics.
 
     ``device`` only moves the network's arithmetic (crops and augmentation stay on the CPU and the
     seeded numpy generator), so a CUDA run draws the same crops as a CPU run of the same ``batch``.
+    ``init``: start from this checkpoint's weights (fine-tuning; its config replaces ``cfg``).
+    ``weights``: set weights of the crops (default ``SET_WEIGHTS``). ``self_train``: drop the LibriSpeech
+    frames ``selftrain.py``'s teacher rejected from the loss.
     """
-    torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
-    sampler = CropSampler(rng, batch)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sampler = CropSampler(rng, batch, weights, self_train)
     dev = {k: load_shard(k) for k in DEV_SETS if (CORPUS_DIR / f"{k}.npz").exists()}
+    if init is not None:
+        ckpt = torch.load(init, map_location="cpu")
+        cfg = EncoderConfig(**ckpt["cfg"])
     model = StreamingEncoder(cfg).to(device)
+    if init is not None:
+        model.load_state_dict(ckpt["state"])
+        logger.info("initialised from %s", init)
     logger.info("params %d, lookahead %d frames", count_parameters(model), cfg.lookahead_frames)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.08)
     class_weight = torch.ones(cfg.n_phones)
     class_weight[[PHONE_TO_INDEX[p] for p in ("P", "B", "M")]] = BILABIAL_WEIGHT
-    crit = nn.CrossEntropyLoss(weight=class_weight.to(device), label_smoothing=0.1)
+    crit = nn.CrossEntropyLoss(weight=class_weight.to(device), label_smoothing=0.1, ignore_index=IGNORE)
     out.mkdir(parents=True, exist_ok=True)
     t0, done = time.monotonic(), 0
     for step in range(steps):
@@ -197,11 +236,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=CORPUS_DIR.parent / "encoder_run")
     p.add_argument("--batch", type=int, default=BATCH, help="crops per step")
     p.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda")
+    p.add_argument("--init", type=Path, default=None, help="fine-tune from this checkpoint")
+    p.add_argument("--weights", default=None, help="set weights, e.g. libri=0.6,vctk=0.15,grid=0.1")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--self-train", action="store_true", help="use selftrain.py's keep-mask on LibriSpeech")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     cfg = EncoderConfig(lookahead_frames=a.lookahead_frames, gru_hidden=a.gru_hidden, conv_channels=a.conv_channels)
-    train(cfg, a.steps, a.minutes, a.out, a.lr, a.batch, a.device)
+    weights = parse_weights(a.weights) if a.weights else None
+    train(cfg, a.steps, a.minutes, a.out, a.lr, a.batch, a.device, a.init, weights, a.seed, a.self_train)
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"libri=0.6,vctk=0.15"`` -> ``{"libri": 0.6, "vctk": 0.15}`` (names must be training sets)."""
+    out = {}
+    for item in text.split(","):
+        name, value = item.split("=")
+        if name not in TRAIN_SETS:
+            raise ValueError(f"unknown training set {name!r}; expected one of {TRAIN_SETS}")
+        out[name] = float(value)
+    return out
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ def _frames_in(client: WebRtcClient, start: float, end: float) -> list[int]:
     return [i for i, t in enumerate(client.received.video_at) if start <= t < end]
 
 
+# One retry: the client and the server share the machine's two cores, and once in five full-suite
+# runs on 2026-11-30 the speaker got 80 % of the frames (this test alone, beside a busy core, and
+# after the trust tests: every run passed). A real slowdown fails both runs, as it did when auto
+# framing rendered at 256 px (75 %).
+@pytest.mark.flaky(reruns=1)
 async def test_speaker_gets_moving_lips_back_and_viewer_sees_them(
     server: str, speech: Speech
 ) -> None:

@@ -288,3 +288,19 @@ class TestTrainingData:
         assert float(got) == pytest.approx(float(full))
         with pytest.raises(ValueError):
             train.apply_keep_mask(labels[:3], "libri")
+
+
+def test_corpus_labels_the_extra_librispeech_clips_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plain ``reproduce`` labels the 100 clips the shipped weights use; the candidate all 249."""
+    from lipstream.models.encoder import align, corpus
+    from lipstream.models.encoder.shards import LIBRI_FIRST_CLIPS
+
+    limits: list[int | None] = []
+    monkeypatch.setattr(
+        align, "pseudo_label_librispeech", lambda *a, limit=None, **k: limits.append(limit)
+    )
+    corpus.main(["align-libri"])
+    corpus.main(["align-libri", "--all-libri"])
+    assert limits == [LIBRI_FIRST_CLIPS, None]

@@ -320,8 +320,10 @@ def _pseudo_label_worker(args: tuple[list[Path], Path, dict[str, str]]) -> int:
     return written
 
 
-def pseudo_label_librispeech(data_dir: Path, out_dir: Path, workers: int = 2) -> int:
-    """Labels for every LibriSpeech clip outside the test-other dev set.
+def pseudo_label_librispeech(
+    data_dir: Path, out_dir: Path, workers: int = 2, limit: int | None = None
+) -> int:
+    """Labels for the LibriSpeech clips outside the test-other dev set (the first ``limit``; all).
 
     The two clips with a true transcript are aligned to it. The others have no text: decode words with the
     bundled LM, then force-align that hypothesis (noisy: word errors). Each label file records its
@@ -331,7 +333,7 @@ def pseudo_label_librispeech(data_dir: Path, out_dir: Path, workers: int = 2) ->
     import multiprocessing as mp
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    clips = librispeech_clips(data_dir)
+    clips = librispeech_clips(data_dir)[:limit]
     texts = libri_texts(data_dir)
     shares = [(clips[k::workers], out_dir, texts) for k in range(workers)]
     if workers == 1:

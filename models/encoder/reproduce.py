@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fine-tune", action="store_true", help="also build the fine-tuned candidate")
     a = p.parse_args(argv)
-    corpus.main([])
+    corpus.main(["--all-libri"] if a.fine_tune else [])  # the 151 more clips: candidate only
     logging.getLogger().setLevel(logging.INFO)
     torch.set_num_threads(1)
     run_dir = CACHE_DIR / "encoder_run"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+from lipstream.avatar.detect import N_LANDMARKS
 from lipstream.avatar.rig import CHIN, FOREHEAD, NOSE_TIP
 
 from .errors import DubTooLongError
@@ -35,7 +36,6 @@ CHUNK_BYTES = 48 * 2**20  # decoded frames per chunk: 17 frames of 720p, the cap
 MAX_CHUNK_FRAMES = 50  # two seconds at 25 fps: one keyframe in 50 costs ~1 % more
 MIN_CHUNK_FRAMES = 8
 JUMP_OF_FACE_HEIGHT = 0.5  # a chunk starting this far (of a face height) away is another face
-N_LANDMARKS = 478
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int], None]

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from lipstream.avatar import rig
 from lipstream.avatar.framing import CROP_PER_FACE_H, MAX_CROP_PX
-from lipstream.realtime.avatar import MAP_CHANNELS, MAX_JAW, RIG_FIELDS, quad_layout
+from lipstream.realtime.avatar import MAP_CHANNELS, MAX_JAW, RIG_FIELDS
 from lipstream.realtime.pose import N_MOUTH_PARAMS
-from lipstream.realtime.render import generator_session, spread_gain
+from lipstream.realtime.render import apply_generator, generator_session, spread_gain
 
 EYE_DISTANCE = (33, 263)  # outer eye corners: a length that speech does not change
 MIN_VIEW_PX = 32
@@ -239,13 +239,12 @@ class MouthRetargeter:
         pose[2] -= max(own[1], 0.0)  # jaw: only an open jaw is taken back (MIN_JAW is ~0)
         pose[3] -= own[2]  # protrude
         feed = {
-            "face": quad_layout(closed),
             "maps": _static_maps(n),
             "rig": frame_rig(n, lm_c, mf, lp, self._teeth),
             "interior": self._interior,
             "pose": pose,
         }
-        out = self._session.run(None, feed)[0].reshape(n, n, 3)
+        out = apply_generator(closed, *self._session.run(None, feed))
         mask = _paste_mask(n, win.view_px, lm_c, mf, lp)
         return _paste(frame, win, out, mask)
 

@@ -89,18 +89,6 @@ MAP_CHANNELS: tuple[str, ...] = (
 """Channels of ``Avatar.maps`` and the generator input ``maps``."""
 
 
-def quad_layout(crop: np.ndarray) -> np.ndarray:
-    """``(N, N, 3)`` uint8 -> ``(N * N, 12)`` uint8: each pixel's RGB, then its right, lower and
-    lower-right neighbours' (edges repeat), so the generator's bilinear sampling is one row gather.
-    """
-    img = np.asarray(crop, dtype=np.uint8)
-    right = np.concatenate([img[:, 1:], img[:, -1:]], axis=1)
-    below = np.concatenate([img[1:], img[-1:]], axis=0)
-    below_right = np.concatenate([right[1:], right[-1:]], axis=0)
-    quad = np.concatenate([img, right, below, below_right], axis=2)
-    return np.ascontiguousarray(quad.reshape(-1, 12))
-
-
 class AvatarFormatError(ValueError):
     """An avatar directory is missing files or was written by another format version."""
 
@@ -112,8 +100,8 @@ class Avatar:
     Attributes:
         avatar_id: hex content hash of the photo the avatar was built from.
         frame: ``(H, W, 3)`` uint8 RGB background frame (the framed photo, face mouth closed).
-        face: ``(N * N, 12)`` uint8, the face crop (N = ``crop_px``) that the generator
-            warps, in quad layout (see ``quad_layout``).
+        face: ``(N, N, 3)`` uint8 RGB, the face crop (N = ``crop_px``) that the generator's
+            warp samples.
         maps: ``(len(MAP_CHANNELS), N * N)`` float32 per-pixel rig maps, pixels flattened likewise.
         interior: ``(ATLAS_TEXELS, 3)`` float32 sRGB 0..255, the mouth-interior atlas recoloured
             to this photo (generator input ``interior``).
@@ -176,7 +164,9 @@ class Avatar:
         """Builds an Avatar from the builder's in-memory result (same checks as ``load``)."""
         frame = np.ascontiguousarray(arrays["frame"], dtype=np.uint8)
         n = int(arrays["face"].shape[0])
-        face = quad_layout(arrays["face"])
+        face = np.ascontiguousarray(arrays["face"], dtype=np.uint8)
+        if face.shape != (n, n, 3):
+            raise AvatarFormatError(f"face crop has shape {face.shape}, expected ({n}, {n}, 3)")
         maps = np.ascontiguousarray(arrays["maps"].reshape(-1, n * n), dtype=np.float32)
         rig = np.ascontiguousarray(arrays["rig"], dtype=np.float32)
         interior = np.ascontiguousarray(arrays["interior"], dtype=np.float32).reshape(-1, 3)

@@ -1,4 +1,7 @@
-"""Renders one video frame for one pose: the generator ONNX on the face crop, pasted into the frame.
+"""Renders one video frame for one pose: the generator ONNX's warp of the face crop, pasted in.
+
+The generator graph computes where each crop pixel samples the face and what paints the lip gap;
+``apply_generator`` does the sampling (``cv2.remap``) and the painting.
 
 One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in
 the process (``realtime/onnx_session.py``); ``InferenceSession.run`` is thread-safe, and everything
@@ -21,6 +24,8 @@ from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
 POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "head_roll")
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
+GENERATOR_OUTPUTS: tuple[str, ...] = ("source", "paint", "band")
+"""The generator's outputs, in order (``models/generator/model.py`` ``Generator.forward``)."""
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +54,45 @@ def _check_contract(session: ort.InferenceSession, path: Path) -> None:
         "rig_fields": ",".join(RIG_FIELDS),
         "map_channels": ",".join(MAP_CHANNELS),
         "pose_fields": ",".join(POSE_FIELDS),
+        "outputs": ",".join(GENERATOR_OUTPUTS),
     }
     for key, value in expected.items():
         if meta.get(key) != value:
             raise GeneratorContractError(
                 f"{path}: metadata {key}={meta.get(key)!r}, expected {value!r}"
             )
+
+
+def apply_generator(
+    face: np.ndarray, source: np.ndarray, paint: np.ndarray, band: np.ndarray
+) -> np.ndarray:
+    """The rendered crop: ``face`` sampled at ``source``, the lip gap painted; ``(N, N, 3)`` uint8.
+
+    Args:
+        face: ``(N, N, 3)`` uint8 RGB, the face crop the generator's maps were built for.
+        source: the generator's ``(2, N * N)`` sample points for one pose.
+        paint: its ``(4, B)`` interior colour and coverage over the band.
+        band: its ``(2,)`` flat pixel range of that band.
+
+    Bilinear, edges repeated, as the graph's own sampling was (to within a grey level: cv2 weighs
+    in 1/32 px steps). Only pixels that any interior covers are painted, a few hundred of the band.
+    """
+    n = face.shape[0]
+    out = cv2.remap(
+        np.ascontiguousarray(face),
+        source[0].reshape(n, n),
+        source[1].reshape(n, n),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    cover = paint[3]
+    inside = np.flatnonzero(cover > 0.0)
+    flat = out.reshape(-1, 3)
+    at = int(band[0]) + inside
+    part = flat[at].astype(np.float32)
+    part += cover[inside, None] * (paint[:3, inside].T - part)
+    flat[at] = np.clip(part + 0.5, 0.0, 255.0).astype(np.uint8)
+    return out
 
 
 def spread_gain(session: ort.InferenceSession) -> float:
@@ -81,8 +119,7 @@ class Renderer:
         self.avatar = avatar
         self._session = generator_session(GENERATOR_ONNX, threads, providers)
         x0, y0 = avatar.crop_xy
-        n, view = avatar.crop_px, avatar.view_px
-        self._crop_shape = (n, n, 3)
+        view = avatar.view_px
         self._rows = slice(y0, y0 + view)
         self._cols = slice(x0, x0 + view)
         self._blend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -92,7 +129,6 @@ class Renderer:
             backdrop = np.ascontiguousarray(avatar.backdrop.transpose(1, 2, 0))
             self._blend = (backdrop, avatar.alpha, np.ascontiguousarray(1.0 - avatar.alpha))
         self._feed_static = {
-            "face": avatar.face,
             "maps": avatar.maps,
             "rig": avatar.rig,
             "interior": avatar.interior,
@@ -111,8 +147,8 @@ class Renderer:
         mouth[: len(given)] = given  # a driver with fewer columns (open only) leaves the rest 0
         vec = np.concatenate([mouth, np.array([pose.blink, *head[:3]], np.float32)])
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
-        flat = self._session.run(None, {**self._feed_static, "pose": vec})[0]
-        return flat.reshape(self._crop_shape)
+        source, paint, band = self._session.run(None, {**self._feed_static, "pose": vec})
+        return apply_generator(self.avatar.face, source, paint, band)
 
     def render_view(self, pose: FramePose) -> np.ndarray:
         """The face view as pasted into the frame, ``(V, V, 3)`` uint8 (V = ``avatar.view_px``)."""

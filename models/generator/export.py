@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from lipstream.models.generator.model import SPREAD_GAIN, Generator
 from lipstream.realtime.avatar import ATLAS_TEXELS, MAP_CHANNELS, RIG_FIELDS
-from lipstream.realtime.render import POSE_FIELDS
+from lipstream.realtime.render import GENERATOR_OUTPUTS, POSE_FIELDS
 
-OPSET = 17  # GridSample needs >= 16
+OPSET = 17
 EXAMPLE_CROP_PX = 64  # spatial size is dynamic; this only shapes the trace
 DEFAULT_OUT = Path(__file__).with_name("generator.onnx")
 
@@ -27,7 +27,6 @@ def export(out: Path = DEFAULT_OUT) -> Path:
 
     n = EXAMPLE_CROP_PX
     args = (
-        torch.zeros(n * n, 12, dtype=torch.uint8),
         torch.zeros(len(MAP_CHANNELS), n * n),
         torch.ones(len(RIG_FIELDS)).index_fill(0, torch.tensor([RIG_FIELDS.index("crop_px")]), n),
         torch.zeros(len(POSE_FIELDS)),
@@ -37,9 +36,13 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         Generator().eval(),
         args,
         str(out),
-        input_names=["face", "maps", "rig", "pose", "interior"],
-        output_names=["crop"],
-        dynamic_axes={"face": {0: "pixels"}, "maps": {1: "pixels"}, "crop": {0: "pixels"}},
+        input_names=["maps", "rig", "pose", "interior"],
+        output_names=list(GENERATOR_OUTPUTS),
+        dynamic_axes={
+            "maps": {1: "pixels"},
+            "source": {1: "pixels"},
+            "paint": {1: "band_pixels"},
+        },
         opset_version=OPSET,
         dynamo=False,
     )
@@ -48,6 +51,7 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         "rig_fields": ",".join(RIG_FIELDS),
         "map_channels": ",".join(MAP_CHANNELS),
         "pose_fields": ",".join(POSE_FIELDS),
+        "outputs": ",".join(GENERATOR_OUTPUTS),
         # Spreading is drawn SPREAD_GAIN x the pose's width: re-lipping real footage reads it to
         # move real corners by the measured amount (dub/retarget.py).
         "spread_gain": repr(SPREAD_GAIN),

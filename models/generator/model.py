@@ -1,21 +1,22 @@
 """The talking-head generator: a dense backward warp of the face crop, a synthetic mouth interior.
 
-It has no learned weights. Everything per avatar arrives as inputs (the crop, per-pixel rig maps, a
-rig
-vector; layouts in ``lipstream.realtime.avatar``), everything per frame as ``pose``, so one exported
-graph serves every avatar and the renderer shares one ONNX session between sessions.
+It has no learned weights. Everything per avatar arrives as inputs (per-pixel rig maps, a rig
+vector, the recoloured interior atlas; layouts in ``lipstream.realtime.avatar``), everything per
+frame as ``pose``, so one exported graph serves every avatar and the renderer shares one ONNX
+session between sessions.
 
-Per output pixel p (crop px) the graph computes a source point and samples the crop there:
+Per output pixel p (crop px) the graph computes the source point where the renderer samples the
+face crop (``realtime/render.py``, ``cv2.remap``):
 
 1. idle head motion: q = p - head_w * (translation + roll about the pivot);
 2. mouth frame of q: T (along the corner axis, in half widths), S (px below the closed seam);
 3. lips: above the seam the upper lip moves up by alpha*g*sh(T) (rigid over its thickness, fading to
    the nose); below, the lower lip moves down by (1-alpha)*g*sh(T) and the chin by the jaw drop
-   (fading
-   over the neck); the field is discontinuous at the seam, so the lips part instead of stretching;
+   (fading over the neck); the field is discontinuous at the seam, so the lips part instead of
+   stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
 5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
-6. the gap between the lips (exactly where step 3 opened it) is painted from the mouth-interior
+6. the gap between the lips (exactly where step 3 opened it) gets its paint from the mouth-interior
    atlas cut from GRID s1 (``atlas.py``), recoloured to the photo by the builder; a /f v/ tuck
    shows the upper teeth's edge instead.
 """
@@ -81,20 +82,25 @@ class Generator(nn.Module):
 
     def forward(
         self,
-        face: torch.Tensor,
         maps: torch.Tensor,
         rig: torch.Tensor,
         pose: torch.Tensor,
         interior: torch.Tensor,
-    ) -> torch.Tensor:
-        """Returns the ``(P, 3)`` uint8 RGB crop (P = N*N, row-major) for ``face (P, 12)`` uint8.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The warp and the mouth interior of one crop; ``realtime/render.py`` applies them.
 
-        ``face`` row k holds the RGB of pixel k and of its right, lower and lower-right neighbours,
-        so
-        bilinear sampling is one row gather.
+        Returns:
+            source: ``(2, P)`` float32, x and y of the face-crop point each output pixel samples,
+                in pixel-index coordinates (pixel k's centre is at k), ready for ``cv2.remap``.
+            paint: ``(4, B)`` float32 over the teeth band's B pixels: the interior's RGB (0..255)
+                and how much of it covers the warped face (0..1).
+            band: ``(2,)`` int64, the teeth band's flat pixel range ``[start, stop)``.
 
-        Per-pixel tensors are 1-D ``(P,)``: onnxruntime's broadcasting of scalars against a trailing
-        axis of length 1 is an order of magnitude slower than against a flat axis.
+        The sampling itself is not in the graph: a gather, four-tap lerp and re-layout of
+        ``(P, 3)`` took 1 ms of the graph's 3.2 ms on a 172 px crop, where ``cv2.remap`` takes
+        0.1 ms (fixed-point SIMD). Per-pixel tensors are 1-D ``(P,)``: onnxruntime's broadcasting
+        of scalars against a trailing axis of length 1 is an order of magnitude slower than
+        against a flat axis.
         """
         r = {name: rig[i] for name, i in _R.items()}
         m = {name: maps[i] for name, i in _M.items()}
@@ -115,7 +121,6 @@ class Generator(nn.Module):
         eye_m = {k: v[e0:e1] for k, v in m.items()}
         shift = self._blink_shift(eye_m, r, blink, q_y[e0:e1])
         src_y = torch.cat([src_y[:e0], src_y[e0:e1] + shift, src_y[e1:]])
-        warped = self._bilinear(face, src_x, src_y, n)
         t0, t1 = self._band(r, "teeth", n)
         inner = {k: (v[t0 - m0 : t1 - m0] if v.dim() == 1 else v) for k, v in geo.items()}
         mask, teeth = self._interior(r, inner)
@@ -123,9 +128,9 @@ class Generator(nn.Module):
         # A /f v/ tuck opens only a sliver under the upper lip: the upper teeth's edge fills it.
         colour = colour + inner["tuck"] * (teeth - colour)
         mask = mask * m["border_w"][t0:t1]
-        part = warped[:, t0:t1]
-        out = torch.cat([warped[:, :t0], part + mask * (colour - part), warped[:, t1:]], dim=1)
-        return torch.clamp(out + 0.5, 0.0, 255.0).to(torch.uint8).transpose(0, 1)
+        # The maps hold pixel centres (k + 0.5); cv2.remap addresses pixel k's centre as k.
+        source = torch.stack([src_x - 0.5, src_y - 0.5])
+        return source, torch.cat([colour, mask.unsqueeze(0)]), torch.stack([t0, t1])
 
     @staticmethod
     def _band(r: dict, name: str, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,32 +138,6 @@ class Generator(nn.Module):
         start = (r[name + "_row0"] * n).to(torch.int64)
         stop = (r[name + "_row1"] * n).to(torch.int64)
         return start, stop
-
-    @staticmethod
-    def _bilinear(
-        face: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, n: torch.Tensor
-    ) -> torch.Tensor:
-        """Samples quad-layout ``face (P, 12)`` at pixel-centre coordinates ``(P,)``, edges clamped.
-
-        One row gather instead of ``grid_sample``: onnxruntime's CPU GridSample was 40% of the
-        graph's
-        time; a gather of 48-byte rows is a plain copy.
-        """
-        x = torch.clamp(src_x - 0.5, min=0.0)
-        y = torch.clamp(src_y - 0.5, min=0.0)
-        x = torch.minimum(x, n - 1.0)
-        y = torch.minimum(y, n - 1.0)
-        x0 = torch.minimum(torch.floor(x), n - 2.0)
-        y0 = torch.minimum(torch.floor(y), n - 2.0)
-        # Weights are stacked to (3, P): broadcasting a (P,) row against (3, P) is the slow path.
-        fx = torch.stack([x - x0] * 3)
-        fy = torch.stack([y - y0] * 3)
-        idx = (y0 * n + x0).to(torch.int64)
-        quad = face.index_select(0, idx).transpose(0, 1)  # uint8: a quarter of the bytes to move
-        a, b, c, d = (quad[k : k + 3].to(torch.float32) for k in (0, 3, 6, 9))
-        top = a + fx * (b - a)
-        bottom = c + fx * (d - c)
-        return top + fy * (bottom - top)
 
     @staticmethod
     def _head(m: dict, r: dict, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ from fractions import Fraction
 from typing import TypeVar
 
 import av
+import cv2
 import numpy as np
 from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -288,6 +289,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
+    # As the server runs (server/http/app.py); it also keeps all of cv2's work on the timed thread.
+    cv2.setNumThreads(1)
     result = measure(args.seconds)
     save("stage_cost", result, f"python -m bench.stage_cost --seconds {args.seconds:g}")
 

@@ -243,3 +243,20 @@ def test_out_of_range_and_nan_poses_render(renderers: dict[str, Renderer]) -> No
 def test_avatars_share_one_generator_session(renderers: dict[str, Renderer]) -> None:
     sessions = {id(r._session) for r in renderers.values()}  # noqa: SLF001  (the sharing is the contract)
     assert len(sessions) == 1
+
+
+def test_composed_video_frame_is_the_whole_render_converted(renderers: dict[str, Renderer]) -> None:
+    """The encoders' frame equals the whole rendered frame converted to I420.
+
+    The background is converted once and the view pasted each frame: no seam, no shift, whatever
+    the view's parity.
+    """
+    import cv2
+    from lipstream.server.media.frames import FrameComposer
+
+    pose = _pose(0.08, width=0.01, jaw=0.03)
+    for name in ("astronaut.png", "closeup", "closeup_photo"):
+        renderer = renderers[name]
+        composed = FrameComposer(renderer).frame(pose).to_ndarray()
+        whole = cv2.cvtColor(renderer.render(pose), cv2.COLOR_RGB2YUV_I420)
+        assert np.array_equal(composed, whole), name

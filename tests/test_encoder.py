@@ -304,3 +304,45 @@ def test_corpus_labels_the_extra_librispeech_clips_only_when_asked(
     corpus.main(["align-libri"])
     corpus.main(["align-libri", "--all-libri"])
     assert limits == [LIBRI_FIRST_CLIPS, None]
+
+
+def test_reproduce_builds_the_fine_tuned_weights_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plain ``reproduce`` exports the fine-tune of the from-scratch run (the shipped weights).
+
+    ``--from-scratch`` exports the from-scratch run without labelling the 151 extra clips.
+    """
+    from lipstream.models.encoder import reproduce
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(reproduce.corpus, "main", lambda argv: calls.append(("corpus", argv)))
+    monkeypatch.setattr(
+        reproduce.train,
+        "train",
+        lambda cfg, steps, minutes, out, lr, init=None, weights=None: calls.append(
+            ("train", (steps, lr, out.name, init, weights))
+        ),
+    )
+    monkeypatch.setattr(reproduce.export, "export", lambda ckpt, out: calls.append(("export", ckpt)))
+    monkeypatch.setattr(reproduce.evaluate, "main", lambda argv: calls.append(("evaluate", argv)))
+    run = reproduce.CACHE_DIR / "encoder_run" / "encoder.pt"
+    ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
+
+    reproduce.main([])
+    assert calls == [
+        ("corpus", ["--all-libri"]),
+        ("train", (reproduce.SHIPPED_STEPS, reproduce.SHIPPED_LR, "encoder_run", None, None)),
+        ("train", (reproduce.FINE_TUNE_STEPS, reproduce.FINE_TUNE_LR, "encoder_finetune", run,
+                   reproduce.FINE_TUNE_WEIGHTS)),  # fmt: skip
+        ("export", ft),
+        ("evaluate", []),
+    ]
+    calls.clear()
+    reproduce.main(["--from-scratch"])
+    assert calls == [
+        ("corpus", []),
+        ("train", (reproduce.SHIPPED_STEPS, reproduce.SHIPPED_LR, "encoder_run", None, None)),
+        ("export", run),
+        ("evaluate", []),
+    ]

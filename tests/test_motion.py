@@ -166,3 +166,19 @@ def test_lip_sync_finds_the_lag() -> None:
     sync = lip_sync(late, real, np.ones(200, bool), fps=25)
     assert sync.lag_ms == pytest.approx(80.0)
     assert sync.best_r > 0.95 > sync.r
+
+
+def test_posteriors_are_cached_per_encoder(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A new ``encoder.onnx`` gets its own posteriors folder; a missing one fails, not skips."""
+    from lipstream.models.motion import dataset, train
+
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"one encoder")
+    b.write_bytes(b"another encoder")
+    assert dataset.encoder_key(a) != dataset.encoder_key(b) and len(dataset.encoder_key(a)) == 8
+    assert dataset.POSTERIOR_DIR.name == f"grid_posteriors_{dataset.encoder_key()}"
+    monkeypatch.setattr(train, "POSTERIOR_DIR", tmp_path / "grid_posteriors_none")
+    clip = dataset.Clip("bbaf4p", np.zeros((3, N_MOUTH_PARAMS), np.float32), np.ones(3, bool),
+                        np.zeros(3 * 640, np.float32))  # fmt: skip
+    with pytest.raises(FileNotFoundError):
+        train.sequence_for(clip, "orig")

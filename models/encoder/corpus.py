@@ -8,9 +8,10 @@ Stages run in order: ``align-grid``, ``align-vctk``, ``align-fsdd``, ``align-lib
 pseudo-labels: LM decode + alignment), ``shards`` (features + labels,
 augmented). Finished clips are skipped, so a rerun resumes.
 
-``align-libri`` labels the first 100 LibriSpeech train clips, the ``libri`` shard the shipped
-recipe trains on; ``--all-libri`` labels all 249 (the ``libri_more`` shard of the fine-tuned
-candidate, ``reproduce --fine-tune``), which costs ~31 min more on two cores.
+``align-libri`` labels the first 100 LibriSpeech train clips, the ``libri`` shard the from-scratch
+recipe trains on (``reproduce --from-scratch``); ``--all-libri`` labels all 249 (the ``libri_more``
+shard of the fine-tune that gives the shipped weights, plain ``reproduce``), which costs ~31 min
+more on two cores.
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ video frame ``n`` sees the posterior frames ``[end - window, end)`` with ``end =
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lipstream.realtime.encoder import default_model_path
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES, SIL, normalise_phone
 
 from .landmarks import CACHE_DIR, GRID_DIR, LANDMARK_DIR, RAW_SHAPE_FIELDS, mouth_shape_raw
@@ -28,12 +30,20 @@ VIDEO_FPS = 25
 FRAME_SAMPLES = SAMPLE_RATE_HZ // VIDEO_FPS
 GRID_ALIGN_TICKS_PER_S = 25_000
 ALIGN_DIR = CACHE_DIR / "align" / "grid"
-POSTERIOR_DIR = CACHE_DIR / "grid_posteriors"
 BILABIALS = ("B", "M", "P")
 LABIODENTALS = ("F", "V")
 GESTURE_RAMP_S = 0.04  # press/tuck labels fade in and out over one video frame
 DEV_EVERY = 20  # every 20th sorted clip is dev: the same clips the encoder holds out (shards.py)
 LEVEL_EPS = 1e-9  # power floor: digital silence reads -90 dBFS
+
+
+def encoder_key(path: Path | None = None) -> str:
+    """First 8 hex digits of the md5 of the encoder ONNX (default: the one in place)."""
+    return hashlib.md5((path or default_model_path()).read_bytes()).hexdigest()[:8]
+
+
+POSTERIOR_DIR = CACHE_DIR / f"grid_posteriors_{encoder_key()}"
+"""Posteriors of the encoder in place: a new ``encoder.onnx`` reads (and writes) its own folder."""
 
 
 @dataclass(frozen=True)

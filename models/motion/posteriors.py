@@ -6,8 +6,10 @@ like its posteriors on other speakers, which keeps the motion model from trustin
 
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
 
-Writes ``<cache>/grid_posteriors/<variant>/<clip>.npy``: ``(ceil(N / 160), 40)`` float16 posteriors,
-the encoder run as in the live pipeline (20 ms chunks) plus ``flush()`` for the last frames.
+Writes ``<cache>/grid_posteriors_<md5[:8] of encoder.onnx>/<variant>/<clip>.npy``: ``(ceil(N /
+160), 40)`` float16 posteriors, the encoder run as in the live pipeline (20 ms chunks) plus
+``flush()`` for the last frames. The folder is keyed by the encoder in place
+(``dataset.POSTERIOR_DIR``), so a new encoder never reads an older one's posteriors.
 """
 
 from __future__ import annotations

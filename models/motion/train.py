@@ -86,6 +86,8 @@ def sequence_for(clip: Clip, source: str) -> np.ndarray | None:
         if not (ALIGN_DIR / f"{clip.clip_id}.json").exists():
             return None
         return onehot_from_alignment(clip.clip_id, n_frames)
+    if not (POSTERIOR_DIR / source / "DONE").exists():
+        raise FileNotFoundError(f"no {POSTERIOR_DIR / source}: run motion.posteriors first")
     path = POSTERIOR_DIR / source / f"{clip.clip_id}.npy"
     return np.load(path).astype(np.float32) if path.exists() else None
 

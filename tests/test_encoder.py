@@ -313,7 +313,7 @@ def test_reproduce_builds_the_fine_tuned_weights_by_default(
 
     ``--from-scratch`` exports the from-scratch run without labelling the 151 extra clips.
     """
-    from lipstream.models.encoder import reproduce
+    reproduce = pytest.importorskip("lipstream.models.encoder.reproduce")  # torch: ``train`` extra
 
     calls: list[tuple[str, object]] = []
     monkeypatch.setattr(reproduce.corpus, "main", lambda argv: calls.append(("corpus", argv)))

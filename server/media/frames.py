@@ -17,18 +17,6 @@ from lipstream.realtime.pose import FramePose
 from lipstream.realtime.render import Renderer
 
 
-def to_video_frame(image: np.ndarray) -> av.VideoFrame:
-    """Converts an (H, W, 3) uint8 RGB picture to a yuv420p frame.
-
-    Every consumer's encoder reads the same frame object. Handing them yuv420p means none of them
-    calls
-    ``frame.reformat``, which uses a converter cached on the frame and crashes when two encoder
-    threads
-    use it at once.
-    """
-    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-
-
 def _i420(image: np.ndarray) -> np.ndarray:
     """(H * 3 / 2, W) uint8: the Y plane, then U and V, as PyAV lays out yuv420p arrays."""
     return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420)

@@ -35,7 +35,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         self.superseded = 0  # frames replaced before any consumer took them
 
     def publish(self, frame: av.VideoFrame, frame_index: int) -> None:
-        """Offers frame ``frame_index`` (made by ``to_video_frame``); call on the event loop."""
+        """Offers frame ``frame_index`` (made by ``FrameComposer``); call on the event loop."""
         frame.pts = frame_index * VIDEO_CLOCK_HZ // self._fps
         frame.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         if self._fresh.is_set():

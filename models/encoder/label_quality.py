@@ -21,20 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from lipstream.models.encoder import align
+from lipstream.models.encoder.evaluate import RECALL_PHONES
 from lipstream.models.encoder.metrics import class_recall, frame_metrics
-from lipstream.models.encoder.paths import DATA_DIR
+from lipstream.models.encoder.paths import ALIGN_DIR, DATA_DIR
 from lipstream.models.encoder.shards import frame_labels
 
-FRAME_S = 0.01
-REPORTED_PHONES = ("P", "B", "M", "IH", "AH", "EH", "AE", "AA", "AO", "OW", "UW", "IY", "EY", "AY",
-                   "ER", "UH")  # fmt: skip
-
-logger = logging.getLogger(__name__)
-
-
-def dev_label_dir() -> Path:
-    """Where ``align.py`` wrote the forced alignments of test-other's true transcripts."""
-    return Path.home() / ".cache" / "lipstream" / "align" / "libri_dev"
+DEV_LABEL_DIR = ALIGN_DIR / "libri_dev"
+"""Where the corpus stage wrote the forced alignments of test-other's true transcripts."""
 
 
 def score(pseudo_dir: Path, truth_dir: Path) -> dict:
@@ -42,20 +35,20 @@ def score(pseudo_dir: Path, truth_dir: Path) -> dict:
     pred, ref = [], []
     for path in sorted(pseudo_dir.glob("*.json")):
         truth = truth_dir / path.name
-        n = int(json.loads(truth.read_text())["phones"][-1]["end"] / FRAME_S)
+        n = int(json.loads(truth.read_text())["phones"][-1]["end"] / align.FRAME_S)
         pred.append(frame_labels(path, n))
         ref.append(frame_labels(truth, n))
     p, r = np.concatenate(pred), np.concatenate(ref)
     return {
         "clips": len(pred),
         **frame_metrics(p, r),
-        "recall": class_recall(p, r, REPORTED_PHONES),
+        "recall": class_recall(p, r, RECALL_PHONES),
     }
 
 
 def run(clips: int) -> dict:
     """Labels ``clips`` test-other clips (evenly spread) without their text and scores them."""
-    truth_dir = dev_label_dir()
+    truth_dir = DEV_LABEL_DIR
     ids = sorted(p.stem for p in truth_dir.glob("*.json"))
     if not ids:
         raise SystemExit(f"no dev alignments in {truth_dir}: run the encoder corpus stage first")

@@ -1,7 +1,7 @@
 """Renders one video frame for one pose: the generator ONNX's warp of the face crop, pasted in.
 
-The generator graph computes where each crop pixel samples the face and what paints the lip gap;
-``apply_generator`` does the sampling (``cv2.remap``) and the painting.
+The generator graph computes where each crop pixel samples the face and which texel of the mouth
+interior shows in the lip gap; ``apply_generator`` does the sampling (``cv2.remap``) and painting.
 
 One ``onnxruntime.InferenceSession`` per (model, threads, providers) is shared by every renderer in
 the process (``realtime/onnx_session.py``); ``InferenceSession.run`` is thread-safe, and everything
@@ -24,8 +24,9 @@ from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 GENERATOR_ONNX = Path(__file__).resolve().parents[1] / "models" / "generator" / "generator.onnx"
 POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "head_roll")
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
-GENERATOR_OUTPUTS: tuple[str, ...] = ("source", "paint", "band")
+GENERATOR_OUTPUTS: tuple[str, ...] = ("source", "cover", "texture", "tint", "band")
 """The generator's outputs, in order (``models/generator/model.py`` ``Generator.forward``)."""
+TEETH_PER_HALF_WIDTH = 3.0  # incisor, lateral incisor, canine: the dark lines between them
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +65,26 @@ def _check_contract(session: ort.InferenceSession, path: Path) -> None:
 
 
 def apply_generator(
-    face: np.ndarray, source: np.ndarray, paint: np.ndarray, band: np.ndarray
+    face: np.ndarray,
+    source: np.ndarray,
+    cover: np.ndarray,
+    texture: np.ndarray,
+    tint: np.ndarray,
+    band: np.ndarray,
 ) -> np.ndarray:
     """The rendered crop: ``face`` sampled at ``source``, the lip gap painted; ``(N, N, 3)`` uint8.
 
     Args:
         face: ``(N, N, 3)`` uint8 RGB, the face crop the generator's maps were built for.
         source: the generator's ``(2, N * N)`` sample points for one pose.
-        paint: its ``(4, B)`` interior colour and coverage over the band.
+        cover: its ``(4, B)`` interior coverage, texel x, y and resting T over the band.
+        texture: its ``(ROWS, COLS, 3)`` atlas slice for the pose.
+        tint: its upper-teeth RGB and /f v/ tuck ``(4,)``.
         band: its ``(2,)`` flat pixel range of that band.
 
-    Bilinear, edges repeated, as the graph's own sampling was (to within a grey level: cv2 weighs
-    in 1/32 px steps). Only pixels that any interior covers are painted, a few hundred of the band.
+    Bilinear, edges repeated (cv2 weighs in 1/32 px steps). Only the pixels the interior covers
+    are painted, a few hundred of the band, so the texels are looked up here rather than for the
+    whole band in the graph.
     """
     n = face.shape[0]
     out = cv2.remap(
@@ -85,14 +94,37 @@ def apply_generator(
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    cover = paint[3]
-    inside = np.flatnonzero(cover > 0.0)
+    inside = np.flatnonzero(cover[0] > 0.0)
+    if inside.size == 0:
+        return out
+    mask, tex_x, tex_y, t_rest = cover[:, inside]
+    colour = cv2.remap(
+        np.ascontiguousarray(texture, dtype=np.float32),
+        np.ascontiguousarray(tex_x[None]),
+        np.ascontiguousarray(tex_y[None]),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )[0]
+    # A /f v/ tuck opens only a sliver under the upper lip: the upper teeth's edge fills it.
+    teeth = tint[None, :3] * _teeth_shade(t_rest)[:, None]
+    colour += tint[3] * (teeth - colour)
     flat = out.reshape(-1, 3)
     at = int(band[0]) + inside
     part = flat[at].astype(np.float32)
-    part += cover[inside, None] * (paint[:3, inside].T - part)
+    part += mask[:, None] * (colour - part)
     flat[at] = np.clip(part + 0.5, 0.0, 255.0).astype(np.uint8)
     return out
+
+
+def _teeth_shade(t_rest: np.ndarray) -> np.ndarray:
+    """Brightness of the upper teeth at T along the resting mouth.
+
+    Darker to the corners, with a dark line between neighbouring teeth (incisor, lateral incisor,
+    canine per half width).
+    """
+    side = np.clip(1.0 - t_rest * t_rest, 0.0, 1.0)
+    lines = 1.0 - 0.3 * np.exp(-(np.sin(np.pi * TEETH_PER_HALF_WIDTH * t_rest) ** 2) / 0.015)
+    return (0.55 + 0.45 * side) * lines
 
 
 def spread_gain(session: ort.InferenceSession) -> float:
@@ -147,8 +179,8 @@ class Renderer:
         mouth[: len(given)] = given  # a driver with fewer columns (open only) leaves the rest 0
         vec = np.concatenate([mouth, np.array([pose.blink, *head[:3]], np.float32)])
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
-        source, paint, band = self._session.run(None, {**self._feed_static, "pose": vec})
-        return apply_generator(self.avatar.face, source, paint, band)
+        outputs = self._session.run(None, {**self._feed_static, "pose": vec})
+        return apply_generator(self.avatar.face, *outputs)
 
     def render_view(self, pose: FramePose) -> np.ndarray:
         """The face view as pasted into the frame, ``(V, V, 3)`` uint8 (V = ``avatar.view_px``)."""

@@ -41,7 +41,7 @@ def export(out: Path = DEFAULT_OUT) -> Path:
         dynamic_axes={
             "maps": {1: "pixels"},
             "source": {1: "pixels"},
-            "paint": {1: "band_pixels"},
+            "cover": {1: "band_pixels"},
         },
         opset_version=OPSET,
         dynamo=False,

@@ -16,14 +16,13 @@ face crop (``realtime/render.py``, ``cv2.remap``):
    stretching;
 4. lip spreading: a horizontal field moves the corners by +-width/2;
 5. blink: a 1-D remap along "down" stretches the upper-lid skin down over the eye;
-6. the gap between the lips (exactly where step 3 opened it) gets its paint from the mouth-interior
-   atlas cut from GRID s1 (``atlas.py``), recoloured to the photo by the builder; a /f v/ tuck
-   shows the upper teeth's edge instead.
+6. the gap between the lips (exactly where step 3 opened it) shows the mouth-interior atlas cut
+   from GRID s1 (``atlas.py``), recoloured to the photo by the builder; a /f v/ tuck shows the
+   upper teeth's edge instead. The graph says which texel each gap pixel shows; the renderer
+   looks it up and paints.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from lipstream.realtime.avatar import (
@@ -64,12 +63,18 @@ SHUT_FROM, SHUT_FULL = 0.7, 1.0  # press/tuck range over which the lips close (m
 PRESS_ROLL = 0.45  # share of each vermilion height a full bilabial press rolls in
 TUCK_ROLL = 0.6  # share of the lower vermilion a full labiodental tuck hides under the teeth
 MAX_BLINK = 0.97  # a fully shut lid would divide by zero in the eye remap
-TEETH_COUNT_HALF = (
-    3.0  # incisor, lateral incisor, canine per half mouth width, for the dark lines between them
-)
 
 _R = {name: i for i, name in enumerate(RIG_FIELDS)}
 _M = {name: i for i, name in enumerate(MAP_CHANNELS)}
+
+
+def _channel(
+    maps: torch.Tensor, name: str, start: torch.Tensor, stop: torch.Tensor
+) -> torch.Tensor:
+    """Map channel ``name`` over the flat pixels ``[start, stop)``, copying only those."""
+    # One slice of the flattened maps: slicing the 2-D tensor by row first copies the whole row.
+    offset = _M[name] * maps.shape[1]
+    return maps.reshape(-1)[offset + start : offset + stop]
 
 
 def _ramp(x: torch.Tensor) -> torch.Tensor:
@@ -86,51 +91,55 @@ class Generator(nn.Module):
         rig: torch.Tensor,
         pose: torch.Tensor,
         interior: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The warp and the mouth interior of one crop; ``realtime/render.py`` applies them.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The warp and the mouth interior's geometry for one crop; the renderer applies them.
 
         Returns:
             source: ``(2, P)`` float32, x and y of the face-crop point each output pixel samples,
                 in pixel-index coordinates (pixel k's centre is at k), ready for ``cv2.remap``.
-            paint: ``(4, B)`` float32 over the teeth band's B pixels: the interior's RGB (0..255)
-                and how much of it covers the warped face (0..1).
-            band: ``(2,)`` int64, the teeth band's flat pixel range ``[start, stop)``.
+            cover: ``(4, B)`` float32 over the interior band's B pixels: how much the interior
+                covers the warped face (0..1), the texel x and y it shows (texel-index coordinates
+                of ``texture``) and T, the pixel's place along the resting mouth (half widths),
+                which spaces the teeth.
+            texture: ``(ATLAS_ROWS, ATLAS_COLS, 3)`` float32, this pose's atlas slice (0..255).
+            tint: ``(4,)`` float32, the upper teeth's RGB and how far a /f v/ tuck shows them.
+            band: ``(2,)`` int64, the interior band's flat pixel range ``[start, stop)``.
 
-        The sampling itself is not in the graph: a gather, four-tap lerp and re-layout of
-        ``(P, 3)`` took 1 ms of the graph's 3.2 ms on a 172 px crop, where ``cv2.remap`` takes
-        0.1 ms (fixed-point SIMD). Per-pixel tensors are 1-D ``(P,)``: onnxruntime's broadcasting
-        of scalars against a trailing axis of length 1 is an order of magnitude slower than
-        against a flat axis.
+        No pixel is sampled in the graph: it computes where to sample, the renderer samples. A
+        gather, four-tap lerp and re-layout of ``(P, 3)`` took 1 ms of the graph's 3.2 ms on a
+        172 px crop where ``cv2.remap`` takes 0.1 ms; the interior's four texel gathers over the
+        whole band took a quarter of the rest, for the few hundred pixels a lip gap covers.
+        Per-pixel tensors are 1-D ``(P,)``: onnxruntime's broadcasting of scalars against a
+        trailing axis of length 1 is an order of magnitude slower than against a flat axis. Map
+        channels are sliced to the rows that use them: indexing a whole channel copies it.
         """
         r = {name: rig[i] for name, i in _R.items()}
-        m = {name: maps[i] for name, i in _M.items()}
         n = r["crop_px"]
         blink = pose[6]
-        q_x, q_y = self._head(m, r, pose)
+        q_x, q_y = self._head(maps, r, pose)
         # The lips, the eyes and the mouth interior change only in three bands of rows (set by the
         # builder); a band of rows is a contiguous slice of the flat pixels, so only it is computed.
         m0, m1 = self._band(r, "mouth", n)
         geo = self._mouth_geometry(r, pose, q_x[m0:m1], q_y[m0:m1])
         band_x, band_y = self._mouth_source(r, geo, q_x[m0:m1], q_y[m0:m1])
-        bw = m["border_w"][m0:m1]
+        bw = _channel(maps, "border_w", m0, m1)
         band_x = q_x[m0:m1] + bw * (band_x - q_x[m0:m1])
         band_y = q_y[m0:m1] + bw * (band_y - q_y[m0:m1])
         src_x = torch.cat([q_x[:m0], band_x, q_x[m1:]])
         src_y = torch.cat([q_y[:m0], band_y, q_y[m1:]])
         e0, e1 = self._band(r, "eye", n)
-        eye_m = {k: v[e0:e1] for k, v in m.items()}
-        shift = self._blink_shift(eye_m, r, blink, q_y[e0:e1])
+        shift = self._blink_shift(maps, e0, e1, blink, q_y[e0:e1])
         src_y = torch.cat([src_y[:e0], src_y[e0:e1] + shift, src_y[e1:]])
         t0, t1 = self._band(r, "teeth", n)
         inner = {k: (v[t0 - m0 : t1 - m0] if v.dim() == 1 else v) for k, v in geo.items()}
-        mask, teeth = self._interior(r, inner)
-        colour = self._atlas(interior, inner, pose)
+        mask = self._interior_mask(inner) * _channel(maps, "border_w", t0, t1)
+        texture, tex_x, tex_y = self._atlas(interior, inner, pose)
         # A /f v/ tuck opens only a sliver under the upper lip: the upper teeth's edge fills it.
-        colour = colour + inner["tuck"] * (teeth - colour)
-        mask = mask * m["border_w"][t0:t1]
+        tint = torch.stack([r["teeth_r"], r["teeth_g"], r["teeth_b"], inner["tuck"]])
         # The maps hold pixel centres (k + 0.5); cv2.remap addresses pixel k's centre as k.
         source = torch.stack([src_x - 0.5, src_y - 0.5])
-        return source, torch.cat([colour, mask.unsqueeze(0)]), torch.stack([t0, t1])
+        cover = torch.stack([mask, tex_x, tex_y, inner["t_rest"]])
+        return source, cover, texture, tint, torch.stack([t0, t1])
 
     @staticmethod
     def _band(r: dict, name: str, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +149,7 @@ class Generator(nn.Module):
         return start, stop
 
     @staticmethod
-    def _head(m: dict, r: dict, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _head(maps: torch.Tensor, r: dict, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Undoes the idle head motion: where pixel p was before the head moved (crop px)."""
         h = r["face_h_px"]
         # Clamped so the lips and eyes stay inside the row bands the builder sized for them.
@@ -148,10 +157,11 @@ class Generator(nn.Module):
         shift_x = torch.clamp(pose[7], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
         shift_y = torch.clamp(pose[8], -0.5 * MAX_HEAD_SHIFT, 0.5 * MAX_HEAD_SHIFT) * h
         cos, sin = torch.cos(roll), torch.sin(roll)
-        rel_x, rel_y = m["x"] - r["pivot_x"], m["y"] - r["pivot_y"]
+        x, y, head_w = maps[_M["x"]], maps[_M["y"]], maps[_M["head_w"]]
+        rel_x, rel_y = x - r["pivot_x"], y - r["pivot_y"]
         dx = shift_x + (cos - 1.0) * rel_x - sin * rel_y
         dy = shift_y + sin * rel_x + (cos - 1.0) * rel_y
-        return m["x"] - m["head_w"] * dx, m["y"] - m["head_w"] * dy
+        return x - head_w * dx, y - head_w * dy
 
     @staticmethod
     def _mouth_geometry(r: dict, pose: torch.Tensor, q_x: torch.Tensor, q_y: torch.Tensor) -> dict:
@@ -185,7 +195,8 @@ class Generator(nn.Module):
         # the middle, an oval rather than a slit.
         rounding = _ramp(-pose[1] / ROUND_FULL)
         shape = torch.pow(_ramp(1.0 - t_now * t_now), 0.5 + ROUND_GATHER * rounding)
-        jaw = _ramp(1.0 - (t_now / r["jaw_half_w"]) ** 2)
+        t_jaw = t_now / r["jaw_half_w"]
+        jaw = _ramp(1.0 - t_jaw * t_jaw)
         # Vermilion heights: protrusion shows more red on both lips, a press rolls both in, a tuck
         # rolls the lower lip under the upper teeth (and lifts the upper lip to show their edge).
         pro = torch.clamp(pose[3], -MAX_PROTRUDE, MAX_PROTRUDE) * h0 * PROTRUDE_GAIN
@@ -249,12 +260,18 @@ class Generator(nn.Module):
         return q_x + du * rx - dv * ry, q_y + du * ry + dv * rx
 
     @staticmethod
-    def _blink_shift(m: dict, r: dict, blink: torch.Tensor, q_y: torch.Tensor) -> torch.Tensor:
-        """Vertical source shift (px) that closes the eyelids by ``blink``."""
+    def _blink_shift(
+        maps: torch.Tensor,
+        e0: torch.Tensor,
+        e1: torch.Tensor,
+        blink: torch.Tensor,
+        q_y: torch.Tensor,
+    ) -> torch.Tensor:
+        """Vertical source shift (px) over the eye rows ``[e0, e1)`` closing the lids by ``blink``."""
         b = torch.clamp(blink, 0.0, MAX_BLINK)
         # The eye maps are sampled at p; the head moved the eye by (q - p), mostly along y.
-        s = m["eye_s"] + (q_y - m["y"])
-        h, lid = m["eye_h"], m["eye_m"]
+        s = _channel(maps, "eye_s", e0, e1) + (q_y - _channel(maps, "y", e0, e1))
+        h, lid = _channel(maps, "eye_h", e0, e1), _channel(maps, "eye_m", e0, e1)
         low = b * h
         # The lid skin stretches down over the eye; the eye below the lid edge stays put (squeezing
         # it instead aliases the iris into a sawtooth when nearly shut).
@@ -263,13 +280,14 @@ class Generator(nn.Module):
         return torch.where(covered, lid_src - s, torch.zeros_like(s))
 
     @staticmethod
-    def _atlas(interior: torch.Tensor, g: dict, pose: torch.Tensor) -> torch.Tensor:
-        """Interior colour ``(3, P)`` from the recoloured exemplar atlas ``(texels, 3)``.
+    def _atlas(
+        interior: torch.Tensor, g: dict, pose: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This pose's atlas slice ``(ROWS, COLS, 3)`` and the texel x, y each band pixel shows.
 
         The atlas is ``(N_OPEN, N_WIDTH, ROWS, COLS)`` texels (``atlas.py``): the four cells around
-        the pose's (open, width) are blended into one ``ROWS x COLS`` slice, which is sampled
-        bilinearly at (F, T): F runs 0..1 from the upper lip's inner edge to the lower's, T from
-        corner to corner.
+        the pose's (open, width) are blended into one ``ROWS x COLS`` slice. A pixel shows it at
+        (F, T): F runs 0..1 from the upper lip's inner edge to the lower's, T from corner to corner.
         """
         n_open, n_width = len(ATLAS_OPEN), len(ATLAS_WIDTH)
         cube = interior.reshape(n_open, n_width, ATLAS_ROWS * ATLAS_COLS * 3)
@@ -283,33 +301,16 @@ class Generator(nn.Module):
         rows = cube.index_select(0, torch.stack([o0, o0 + 1.0]).to(torch.int64))
         by_open = rows[0] + fo * (rows[1] - rows[0])  # (n_width, texels * 3)
         cols = by_open.index_select(0, torch.stack([w0, w0 + 1.0]).to(torch.int64))
-        tex = (cols[0] + fw * (cols[1] - cols[0])).reshape(ATLAS_ROWS * ATLAS_COLS, 3)
+        texture = (cols[0] + fw * (cols[1] - cols[0])).reshape(ATLAS_ROWS, ATLAS_COLS, 3)
         s, up, lo = g["s"], g["up"], g["lo"]
         f = (s + up) / torch.clamp(up + lo, min=1.0)
         y = torch.clamp(f * ATLAS_ROWS - 0.5, 0.0, ATLAS_ROWS - 1.0)
         x = torch.clamp((g["t"] / ATLAS_T_SPAN + 1.0) * 0.5 * ATLAS_COLS - 0.5, 0.0,
                         ATLAS_COLS - 1.0)  # fmt: skip
-        x0 = torch.clamp(torch.floor(x), max=ATLAS_COLS - 2.0)
-        y0 = torch.clamp(torch.floor(y), max=ATLAS_ROWS - 2.0)
-        fx = torch.stack([x - x0] * 3)
-        fy = torch.stack([y - y0] * 3)
-        idx = (y0 * ATLAS_COLS + x0).to(torch.int64)
-
-        def tap(offset: int) -> torch.Tensor:
-            return tex.index_select(0, idx + offset).transpose(0, 1)
-
-        a, b, c, d = tap(0), tap(1), tap(ATLAS_COLS), tap(ATLAS_COLS + 1)
-        top = a + fx * (b - a)
-        return top + fy * (c + fx * (d - c) - top)
+        return texture, x, y
 
     @staticmethod
-    def _interior(r: dict, g: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask (P,) of the lip gap and the upper teeth's colour there (3, P), 0..255."""
+    def _interior_mask(g: dict) -> torch.Tensor:
+        """How much of each band pixel lies in the lip gap, (B,) 0..1 (a 1 px anti-aliased edge)."""
         s, up, lo = g["s"], g["up"], g["lo"]
-        inside = torch.minimum(s + up, lo - s)  # px from the nearer lip edge
-        mask = _ramp(inside)
-        t_abs = g["t_rest"]
-        side = _ramp(1.0 - t_abs * t_abs)
-        lines = 1.0 - 0.3 * torch.exp(-(torch.sin(math.pi * TEETH_COUNT_HALF * t_abs) ** 2) / 0.015)
-        shade = (0.55 + 0.45 * side) * lines
-        return mask, torch.stack([r["teeth_" + ch] * shade for ch in "rgb"], dim=0)
+        return _ramp(torch.minimum(s + up, lo - s))  # px from the nearer lip edge

@@ -267,7 +267,7 @@ class Generator(nn.Module):
         blink: torch.Tensor,
         q_y: torch.Tensor,
     ) -> torch.Tensor:
-        """Vertical source shift (px) over the eye rows ``[e0, e1)`` closing the lids by ``blink``."""
+        """Vertical source shift (px) in the eye rows ``[e0, e1)`` closing the lids by ``blink``."""
         b = torch.clamp(blink, 0.0, MAX_BLINK)
         # The eye maps are sampled at p; the head moved the eye by (q - p), mostly along y.
         s = _channel(maps, "eye_s", e0, e1) + (q_y - _channel(maps, "y", e0, e1))

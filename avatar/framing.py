@@ -98,8 +98,9 @@ def plan_framing(photo_wh: tuple[int, int], lm: np.ndarray, mode: str = "auto") 
         offs.append(float(round(o)))
     view = min(_even(CROP_PER_FACE_H * face_h * scale), MAX_VIEW_PX, fw, fh)
     cx, cy = centre * scale - np.array(offs)
-    x0 = int(min(max(round(cx - view / 2), 0), fw - view))
-    y0 = int(min(max(round(cy - view / 2), 0), fh - view))
+    # Even, so the view starts on a chroma sample of the yuv420p frame (server/media/frames.py).
+    x0 = min(max(_even(cx - view / 2), 0), fw - view)
+    y0 = min(max(_even(cy - view / 2), 0), fh - view)
     return Framing(scale, (offs[0], offs[1]), (fw, fh), (x0, y0), view, _crop_px(view, scale))
 
 

@@ -126,9 +126,9 @@ class TimedRenderer:
         self._inner = renderer
         self._clock = clock
 
-    def render_view(self, pose: FramePose) -> np.ndarray:
-        """The face view, timed."""
-        return self._clock.time("generator", lambda: self._inner.render_view(pose))
+    def render_crop(self, pose: FramePose) -> np.ndarray:
+        """The generator's face crop (graph and sampling), timed."""
+        return self._clock.time("generator", lambda: self._inner.render_crop(pose))
 
 
 def _opus_packets(speech: np.ndarray) -> list[bytes]:

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 6
-"""Bumped whenever the files below change meaning; cached avatars of another version are rebuilt."""
+FORMAT_VERSION = 7
+"""Bumped whenever the files below change meaning; cached avatars of another version are rebuilt.
+
+7: the face view sits at even coordinates, on whole yuv420p chroma blocks."""
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
 MAX_WIDTH = 0.1  # face heights, either way
@@ -183,6 +185,8 @@ class Avatar:
         fh, fw = frame.shape[:2]
         if not (0 <= x0 and 0 <= y0 and x0 + view <= fw and y0 + view <= fh and view >= n):
             raise AvatarFormatError(f"face view {view}px at {(x0, y0)} leaves the frame {fw}x{fh}")
+        if x0 % 2 or y0 % 2 or view % 2 or n % 2:
+            raise AvatarFormatError(f"face view {view}px at {(x0, y0)} is not on even pixels")
         alpha = backdrop = None
         if view != n:
             if arrays.get("alpha") is None or arrays["alpha"].shape != (view, view):

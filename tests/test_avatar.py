@@ -165,3 +165,22 @@ def test_loading_a_broken_dir_fails_clearly(tmp_path: Path) -> None:
     (tmp_path / "arrays.npz").write_bytes(b"not npz")
     with pytest.raises(AvatarFormatError):
         Avatar.load(tmp_path)
+
+
+def test_a_face_view_off_the_chroma_grid_is_refused(tmp_path: Path) -> None:
+    """The live composer pastes the view on whole 2x2 chroma blocks; an odd corner is refused."""
+    import json
+    import shutil
+
+    from lipstream.realtime.avatar import META_FILE, AvatarFormatError
+
+    built = build_avatar(default_photo(), cache_dir=tmp_path / "cache")
+    x0, y0 = Avatar.load(built.path).crop_xy
+    assert x0 % 2 == 0 and y0 % 2 == 0
+    odd = tmp_path / "odd"
+    shutil.copytree(built.path, odd)
+    meta = json.loads((odd / META_FILE).read_text())
+    meta["crop_xy"] = [x0 + 1, y0]
+    (odd / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(AvatarFormatError, match="even pixels"):
+        Avatar.load(odd)

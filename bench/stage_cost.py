@@ -167,7 +167,7 @@ class ServerStages:
         self._front_end = AudioFrontEnd()
         self._decoder = OpusDecoder()
         self._vp8 = Vp8Encoder()
-        self._voice_encoder = OpusEncoder()
+        self._voice_encoder = aiortc_tuning.VoiceEncoder()
         self._srtp = _srtp_session()
         self._sequence = 0
         self._pose: FramePose | None = None

@@ -137,6 +137,28 @@ def test_driver_matches_training_windows_and_is_chunk_invariant(motion: MotionMo
     np.testing.assert_array_equal(np.concatenate(chunks), whole)
 
 
+def test_encoder_runs_once_per_video_frame_not_per_packet(motion: MotionModel) -> None:
+    """Audio waits until the next frame can be made: 20 ms packets, one encoder run per frame."""
+    rng = np.random.default_rng(2)
+    posteriors = rng.dirichlet(np.full(len(PHONES), 0.3), size=400).astype(np.float32)
+    runs = []
+
+    class CountingEncoder(ScriptedEncoder):
+        def push(self, audio: np.ndarray) -> np.ndarray:
+            runs.append(len(audio))
+            return super().push(audio)
+
+    clock = MediaClock(fps=25)
+    driver = LearnedDriver(clock, CountingEncoder(posteriors, lookahead_ms=50), motion)
+    audio = (0.1 * rng.standard_normal(300 * HOP)).astype(np.float32)
+    packet = 2 * HOP
+    rows = [driver.push(audio[i : i + packet]) for i in range(0, len(audio), packet)]
+    frames = sum(len(r) for r in rows)
+    assert frames == clock.frames_ready(len(audio), driver.lookahead_samples)
+    assert len(runs) == sum(1 for r in rows if len(r)) <= frames
+    assert len(runs) <= len(rows) // 2 + 1
+
+
 def test_lookahead_over_budget_is_rejected(motion: MotionModel) -> None:
     encoder = ScriptedEncoder(np.zeros((1, len(PHONES)), np.float32), lookahead_ms=1000)
     with pytest.raises(MotionContractError, match="budget"):

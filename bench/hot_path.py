@@ -44,9 +44,9 @@ TOP_FUNCTIONS = 20
 # Stages by where a sampled stack passes, in priority order: the first pattern that matches any
 # frame of the stack names the stage.
 STAGE_MARKERS = (
-    ("render (generator, compose)", r"_render \(.*/server/session\.py"),
+    ("render (generator, compose)", r"_render \(.*/server/media/session\.py"),
     ("motion pipeline (resample, VAD, features, encoder, motion)",
-     r"_process \(.*/server/session\.py"),
+     r"_process \(.*/server/media/session\.py"),
     ("VP8 encode", r"encode \(.*/aiortc/codecs/vpx\.py"),
     ("Opus encode", r"encode \(.*/aiortc/codecs/opus\.py"),
     ("Opus decode", r"decode \(.*/aiortc/codecs/opus\.py"),
@@ -55,7 +55,8 @@ STAGE_MARKERS = (
      r"/aiortc/rtcrtpreceiver\.py|_handle_data \(.*/aiortc/rtcdtlstransport"),
     ("RTP send (packetise, pacing, RTCP)", r"/aiortc/rtcrtpsender\.py"),
     ("ICE and UDP (aioice)", r"/aioice/"),
-    ("session tasks (feed, release voice, tracks)", r"/server/(session|ingest|tracks)\.py"),
+    ("session tasks (feed, release voice, tracks)",
+     r"/server/media/(session|ingest|tracks|channel)\.py"),
 )  # fmt: skip
 OTHER_STAGE = "other (event loop, HTTP, idle bookkeeping)"
 

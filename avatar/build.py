@@ -1,9 +1,8 @@
 """``build_avatar``: one photo in, one cached avatar directory out (read by ``realtime.avatar``).
 
 The directory is named by the SHA-256 of the photo bytes and the avatar format version. It is
-written
-to a temporary sibling and renamed into place, so two processes building the same photo at once both
-end with one complete directory and neither ever reads a half-written one.
+written to a temporary sibling and renamed into place, so two processes building the same photo at
+once both end with one complete directory and neither ever reads a half-written one.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """Capacity and overload on this machine: N concurrent speaking sessions over real WebRTC on
 loopback.
 
-For each N, N independent clients (one process, as a separate machine would be) send the onset
-train at
-once. Reported per N: the lowest per-session fps, frames dropped as a share of frames due, lip
-latency
-p95 over all sessions, and server CPU (cores) and memory per session. Then an overload step at 2x
-the
-largest passing N, followed, on the same server once those clients have hung up, by a single
-session to show recovery.
+For each N, N independent clients (one process, as a separate machine would be) send the onset train
+at once. Reported per N: the lowest per-session fps, frames dropped as a share of frames due, lip
+latency p95 over all sessions, and server CPU (cores) and memory per session. Then an overload step
+at 2x the largest passing N, followed, on the same server once those clients have hung up, by a
+single session to show recovery.
 
     python -m bench.capacity --max-sessions 6 --onsets 40
 """

@@ -1,13 +1,11 @@
 """Lip sync with real human speech, measured at an independent client over WHIP on loopback.
 
-Real LibriSpeech speakers (../shared/data/librispeech, CC BY 4.0, Panayotov et al. 2015) are sent
-to the
-server; the client measures, from the returned frames' pixels (MediaPipe inner-lip gap over face
+Real LibriSpeech speakers (../shared/data/librispeech, CC BY 4.0, Panayotov et al. 2015) are sent to
+the server; the client measures, from the returned frames' pixels (MediaPipe inner-lip gap over face
 height), how well mouth opening follows the loudness of the voice it sent (Pearson r at the best
-lag,
-which is also the lips' delay), whether a face is found in every frame, the fps, and the returned
-voice's
-offset from the lips (cross-correlation of the returned voice's loudness with the lips).
+lag, which is also the lips' delay), whether a face is found in every frame, the fps, and the
+returned voice's offset from the lips (cross-correlation of the returned voice's loudness with the
+lips).
 
     python -m bench.lipsync --clips 6 [--driver learned]
 """

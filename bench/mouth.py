@@ -2,8 +2,7 @@
 video.
 
 Opening = inner-lip gap (landmarks 13-14) over face height (landmarks 10-152), the measure the
-issues
-state their floors in. Used by the tests and the bench harnesses; never by the server.
+issues state their floors in. Used by the tests and the bench harnesses; never by the server.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Receive buffers that make the aiortc test client behave like a browser when it measures latency.
 
 aiortc's video jitter buffer emits a frame only when the first packet of the *next* frame arrives,
-one
-frame interval (40 ms at 25 fps) after the frame was complete; browsers complete a frame on the RTP
-marker bit. Its audio buffer prefetches four packets. Without these replacements the client would
-report 40-80 ms that no browser viewer sees.
+one frame interval (40 ms at 25 fps) after the frame was complete; browsers complete a frame on the
+RTP marker bit. Its audio buffer prefetches four packets. Without these replacements the client
+would report 40-80 ms that no browser viewer sees.
 """
 
 from __future__ import annotations

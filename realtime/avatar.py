@@ -1,14 +1,12 @@
 """A built avatar as the renderer sees it: a background frame, a face crop and its rig, all numpy.
 
 The builder (``lipstream.avatar``) writes one directory per photo; this module is the only reader,
-so
-the file layout and the rig vector layout are defined here, next to the loader, and the generator's
-ONNX metadata is checked against ``RIG_FIELDS`` when the renderer loads it.
+so the file layout and the rig vector layout are defined here, next to the loader, and the
+generator's ONNX metadata is checked against ``RIG_FIELDS`` when the renderer loads it.
 
 Coordinates are pixels of the face crop (``crop_px`` square, origin top-left, x right, y down)
-unless
-stated otherwise; lengths that describe the face are also given in face heights (MediaPipe landmarks
-10-152 distance), the unit of ``FramePose.mouth``.
+unless stated otherwise; lengths that describe the face are also given in face heights (MediaPipe
+landmarks 10-152 distance), the unit of ``FramePose.mouth``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The media clock: input-audio sample indices mapped to video frames.
 
-Everything in ``realtime/`` is timed by the index of the 16 kHz input sample, never by wall time,
-so the
-live server and offline ``lipstream render`` produce identical frames for identical audio. Video
-frame
-``n`` covers audio ``[frame_start(n), frame_start(n + 1))``.
+Everything in ``realtime/`` is timed by the index of the 16 kHz input sample, never by wall time, so
+the live server and offline ``lipstream render`` produce identical frames for identical audio. Video
+frame ``n`` covers audio ``[frame_start(n), frame_start(n + 1))``.
 """
 
 from __future__ import annotations

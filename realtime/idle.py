@@ -1,8 +1,7 @@
 """Blinks and small head motion, so a silent avatar looks alive rather than frozen.
 
 Both are pure functions of the frame index, so a replayed session (or ``lipstream render``) blinks
-at
-the same frames, and there is no state to carry or reset.
+at the same frames, and there is no state to carry or reset.
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ def head_at(time_s: float, seed: int = 0) -> np.ndarray:
     """Idle head pose ``(3,)`` float32: dx, dy in face heights and roll in radians.
 
     The same sway plays whether or not someone speaks: switching amplitude with the speech flag
-    would
-    make the head jump.
+    would make the head jump.
     """
     p1, p2, p3 = SWAY_PERIODS_S
     t = time_s + seed * 1.7

@@ -1,10 +1,8 @@
 """The loudness driver: mouth opening from the voice's level.
 
 It needs no model and almost no CPU, so it is the fallback on weak machines and the baseline the
-learned
-driver must beat (on held-out GRID clips it reaches r = 0.52-0.57 against real lips). It only opens
-and
-closes the mouth; it cannot round or spread the lips.
+learned driver must beat (on held-out GRID clips it reaches r = 0.52-0.57 against real lips). It
+only opens and closes the mouth; it cannot round or spread the lips.
 """
 
 from __future__ import annotations

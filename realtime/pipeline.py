@@ -76,8 +76,7 @@ class MotionPipeline:
         """Eases the mouth to rest while the VAD hears no speech.
 
         Whatever a driver makes of breath, hum or fan noise, a mouth that moves while nobody speaks
-        is
-        the most jarring error; the VAD's 200 ms hang-over keeps it from clipping word endings.
+        is the most jarring error; the VAD's 200 ms hang-over keeps it from clipping word endings.
         """
         target = 1.0 if speaking else 0.0
         step = float(np.clip(target - self._speech_gain, -SILENCE_CLOSE_PER_FRAME, 1.0))

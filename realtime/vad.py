@@ -1,8 +1,7 @@
 """Voice activity on the sample clock, from webrtcvad.
 
 The speech flag does not move the mouth (the driver does); it tells the idle motion whether someone
-is
-talking and lets the loudness driver ignore noise. webrtcvad judges 20 ms blocks of 16-bit PCM.
+is talking and lets the loudness driver ignore noise. webrtcvad judges 20 ms blocks of 16-bit PCM.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ class VoiceActivity:
     """Streaming speech/non-speech flags indexed by input sample.
 
     Feed audio with ``push``; ask ``is_speech(start, end)`` about any recent span of samples. Call
-    from one
-    thread at a time.
+    from one thread at a time.
     """
 
     def __init__(self, aggressiveness: int = AGGRESSIVENESS) -> None:

@@ -1,10 +1,8 @@
 """``lipstream render``: the live pipeline run over a file, muxed with its audio in sync.
 
 The audio is fed in 20 ms chunks, exactly as the server feeds WebRTC packets, so offline frames are
-the
-frames a live session would have rendered. Frame n is placed at n/fps; the audio starts at 0, so
-lips and
-voice line up without the live pipeline delay.
+the frames a live session would have rendered. Frame n is placed at n/fps; the audio starts at 0, so
+lips and voice line up without the live pipeline delay.
 """
 
 from __future__ import annotations

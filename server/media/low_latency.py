@@ -1,16 +1,11 @@
 """A zero-wait receive buffer for Opus, replacing aiortc's fixed 4-packet audio prefetch.
 
-aiortc's ``RTCRtpReceiver`` gives audio a ``JitterBuffer(capacity=16, prefetch=4)`` that holds
-three to
-four 20 ms packets before decoding (aiortc 1.16, ``rtcrtpreceiver.py``), and it has no setting for
-it.
-That is 60-80 ms added to every lip movement, more than the encoder's whole look-ahead. The avatar
-does
-not play the voice out locally, so it needs no jitter buffer: one Opus packet is one frame, and it
-can be
-decoded as soon as it arrives. A late or duplicate packet is dropped; the session clock counts
-samples,
-so a lost packet shortens the audio by 20 ms instead of stalling it.
+aiortc's ``RTCRtpReceiver`` gives audio a ``JitterBuffer(capacity=16, prefetch=4)`` that holds three
+to four 20 ms packets before decoding (aiortc 1.16, ``rtcrtpreceiver.py``), and it has no setting
+for it. That is 60-80 ms added to every lip movement, more than the encoder's whole look-ahead. The
+avatar does not play the voice out locally, so it needs no jitter buffer: one Opus packet is one
+frame, and it can be decoded as soon as it arrives. A late or duplicate packet is dropped; the
+session clock counts samples, so a lost packet shortens the audio by 20 ms instead of stalling it.
 """
 
 from __future__ import annotations

@@ -104,16 +104,16 @@ def _opus_roundtrip(encoder: object, voice: np.ndarray) -> tuple[np.ndarray, lis
 
 
 def _spectral_distance(decoded: np.ndarray, voice: np.ndarray) -> float:
-    """Log spectral distance (dB) below 8 kHz after aligning out the codec's delay."""
-    from scipy import signal
-
+    """Log spectral distance (dB) below 8 kHz after aligning out the codec's delay (Welch means)."""
     n = voice.size - 2000
     out = decoded.astype(np.float64)
     lag = max(range(960), key=lambda k: float(np.dot(out[k : k + n], voice[:n])))
+    window = np.hanning(960)
     spectra = []
     for x in (out[lag : lag + n], voice[:n].astype(np.float64)):
-        freqs, power = signal.welch(x, 48_000, nperseg=960)
-        spectra.append(10 * np.log10(power[freqs < 8000] + 1e-3))
+        frames = np.lib.stride_tricks.sliding_window_view(x, 960)[::480] * window
+        power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+        spectra.append(10 * np.log10(power[: 8000 * 960 // 48_000] + 1e-3))
     return float(np.sqrt(np.mean((spectra[0] - spectra[1]) ** 2)))
 
 

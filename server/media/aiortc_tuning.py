@@ -18,8 +18,8 @@
    lossless (``python -m bench.vp8_denoiser``).
 5. aiortc codes every outgoing Opus stream as stereo at libopus's top complexity. The avatar's
    voice is mono speech: coded mono at the same 96 kbps and complexity 5, a 20 ms packet takes
-   0.15 instead of 0.46 ms, and LibriSpeech speech comes back closer to what went in (log spectral
-   distance below 8 kHz 2.3 instead of 4.2 dB, SNR 10.5 instead of 8.2 dB;
+   0.15-0.22 instead of 0.27-0.46 ms (four runs), and LibriSpeech speech comes back closer to what
+   went in (log spectral distance below 8 kHz 2.3-2.4 instead of 4.2-4.4 dB, SNR 10.5 vs 8.2 dB;
    ``python -m bench.opus_voice``). The SDP still says ``opus/48000/2``, as RFC 7587 requires; a
    mono packet decodes to both channels.
 """

@@ -18,8 +18,7 @@ class MediaClock:
     """Maps sample indices to video frame numbers at a fixed frame rate.
 
     Frame boundaries are rounded down to whole samples, so fps values that do not divide the sample
-    rate
-    (30 fps: 533.3 samples) still tile the audio exactly, with no drift over hours.
+    rate (30 fps: 533.3 samples) still tile the audio exactly, with no drift over hours.
     """
 
     fps: int = 25

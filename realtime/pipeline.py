@@ -1,9 +1,8 @@
 """Audio in, one ``FramePose`` per video frame out: the stateful half of the avatar pipeline.
 
 The pipeline is split where frames may be dropped. Everything here is cheap and runs for every
-frame,
-because drivers carry state from frame to frame. Rendering (``realtime/render.py``) is stateless per
-frame, so a session that falls behind renders only the newest pose and skips the rest.
+frame, because drivers carry state from frame to frame. Rendering (``realtime/render.py``) is
+stateless per frame, so a session that falls behind renders only the newest pose and skips the rest.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ SILENCE_CLOSE_PER_FRAME = 0.5  # the mouth eases shut over two frames once the V
 
 
 class MotionPipeline:
-    """Feeds a driver and the VAD, and stamps each emitted mouth row with its frame index and idle
-    motion.
+    """Feeds a driver and the VAD; stamps each mouth row it emits with frame index and idle motion.
 
     Owned by one session and called from that session's single worker thread.
     """
@@ -51,8 +49,7 @@ class MotionPipeline:
         return self._samples_seen
 
     def push(self, audio: np.ndarray) -> list[FramePose]:
-        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames this audio
-        completed."""
+        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames it completed."""
         self._samples_seen += len(audio)
         self._vad.push(audio)
         poses = []

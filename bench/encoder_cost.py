@@ -1,6 +1,6 @@
 """Realtime cost of the streaming phoneme encoder on one core, per 10 ms of audio.
 
-    OMP_NUM_THREADS=1 python bench/encoder_cost.py [--seconds 20] [--repeats 5] [--model M.onnx --out X.json]
+    OMP_NUM_THREADS=1 python bench/encoder_cost.py [--seconds 20] [--repeats 5] [--model M --out X]
 
 Feeds audio in live-sized chunks (10 and 20 ms) through ``StreamingPhonemeEncoder`` (features +
 ONNX, one intra-op thread) and reports the minimum over repeats of total time / number of 10 ms
@@ -35,7 +35,7 @@ def _time_stream(push, audio: np.ndarray, chunk: int) -> float:  # type: ignore[
 
 
 def _feature_push(enc: StreamingPhonemeEncoder):  # type: ignore[no-untyped-def]
-    """The model's feature front end alone (log-mels, plus Sphinx cepstra if its contract has them)."""
+    """The model's feature front end alone (log-mels, plus Sphinx cepstra if it reads them)."""
     mel = FeatureStream()
     sphinx = SphinxFeatureStream() if enc.contract.sphinx is not None else None
 
@@ -74,7 +74,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--model", type=Path, default=None, help="encoder ONNX (default: the shipped one)")
+    p.add_argument("--model", type=Path, default=None, help="encoder ONNX (default: shipped)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     result = {

@@ -1,15 +1,15 @@
-"""Streaming Sphinx-style cepstra (13 MFCC + delta + delta-delta), the input of the encoder's GMM layer.
+"""Streaming Sphinx-style cepstra (13 MFCC + delta + delta-delta): the encoder's GMM-layer input.
 
 The encoder scores these frames with the fixed Gaussians of pocketsphinx's en-us acoustic model (a
-layer inside ``encoder.onnx``), so they must match the front end that model was trained with
-(its ``feat.params``): 16 kHz, 25.625 ms Hamming window, 10 ms hop, pre-emphasis 0.97, 512-point FFT,
+layer inside ``encoder.onnx``), so they must match the front end that model was trained with (its
+``feat.params``): 16 kHz, 25.625 ms Hamming window, 10 ms hop, pre-emphasis 0.97, 512-point FFT,
 25 unit-area mel filters from 130 to 6800 Hz rounded to FFT bins, natural log, orthonormal DCT-II,
 lifter 22, and the ``1s_c_d_dd`` dynamic features. Two things differ, because the stream must be
-causal: cepstral mean normalisation is a running mean (``batch`` CMN needs the whole utterance), and
-the dynamic features need three future frames, so frame ``t`` of this stream is the 39-vector of
-cepstral frame ``t - DELAY_FRAMES``. The encoder's 50 ms look-ahead covers that delay: its output for
-frame ``t - 5`` is read at input step ``t``, by which time cepstral frame ``t - 2`` is complete.
-numpy only; chunked and whole-signal runs give the same frames (up to float rounding of batched BLAS).
+causal: cepstral mean normalisation is a running mean (``batch`` CMN needs the whole utterance),
+and the dynamic features need three future frames, so row ``t`` of this stream is the 39-vector of
+cepstral frame ``t - DELAY_FRAMES``. The encoder's 50 ms look-ahead covers that delay: at input
+step ``t`` it emits frame ``t - 5`` and has the 39-vectors of frames up to ``t - 3``.
+numpy only; chunked and whole-signal runs give the same frames (up to float rounding).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ INT16_SCALE = 32_768.0
 """Sphinx works on int16 sample values; the log floor below is in those units."""
 LOG_FLOOR = 1e-4
 CMN_WINDOW_FRAMES = 500
-"""Running cepstral mean: cumulative at first, then a 5 s exponential window (as the log-mel normaliser)."""
+"""Running cepstral mean: cumulative at first, then a 5 s exponential window (as for log-mels)."""
 DELAY_FRAMES = 3
 """``1s_c_d_dd``: delta-delta of frame t reads cepstra t - 3 .. t + 3."""
 N_FEATURES = 3 * N_CEP
@@ -65,7 +65,9 @@ def sphinx_filterbank(cfg: MfccConfig = MfccConfig()) -> np.ndarray:
     bins = np.arange(cfg.n_fft // 2 + 1) * step
     fb = np.zeros((bins.size, cfg.n_filters))
     for i in range(cfg.n_filters):
-        left, centre, right = (np.floor(mel_inv(lo + (i + j) * width) / step + 0.5) * step for j in range(3))
+        left, centre, right = (
+            np.floor(mel_inv(lo + (i + j) * width) / step + 0.5) * step for j in range(3)
+        )
         rise = (bins - left) / (centre - left)
         fall = (right - bins) / (right - centre)
         inside = (bins >= left) & (bins <= right) & (bins < SAMPLE_RATE_HZ / 2)
@@ -85,7 +87,7 @@ def dct_matrix(cfg: MfccConfig = MfccConfig()) -> np.ndarray:
 
 
 class SphinxCepstra:
-    """Causal cepstra: push 16 kHz float32 audio, get (k, n_cep) float64 frames, mean not yet removed.
+    """Causal cepstra: push 16 kHz float32 audio, get (k, n_cep) float64 frames, mean not removed.
 
     Frame t is the window ending at sample (t + 1) * 160 (zeros before the start), like the log-mel
     frames, so both streams give one frame per 10 ms hop at the same instants.
@@ -95,7 +97,7 @@ class SphinxCepstra:
         self.cfg = cfg
         n = cfg.win_samples
         self._window = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(n) / (n - 1))
-        self._basis = sphinx_filterbank(cfg) @ np.eye(cfg.n_filters)
+        self._basis = sphinx_filterbank(cfg)
         self._dct = dct_matrix(cfg)
         self.reset()
 
@@ -112,7 +114,9 @@ class SphinxCepstra:
         if k == 0:
             return np.zeros((0, self.cfg.n_cep))
         emph = buf[1:] - self.cfg.pre_emphasis * buf[:-1]
-        frames = np.lib.stride_tricks.sliding_window_view(emph, win)[::HOP_SAMPLES][:k] * self._window
+        frames = (
+            np.lib.stride_tricks.sliding_window_view(emph, win)[::HOP_SAMPLES][:k] * self._window
+        )
         spec = np.fft.rfft(frames, n=self.cfg.n_fft, axis=-1)
         power = spec.real**2 + spec.imag**2
         return np.log(power @ self._basis + LOG_FLOOR) @ self._dct
@@ -121,8 +125,8 @@ class SphinxCepstra:
 class SphinxFeatureStream:
     """Audio -> (k, 39) float32 ``1s_c_d_dd`` frames with running CMN, delayed by DELAY_FRAMES.
 
-    Emits exactly one frame per 10 ms hop, in step with ``features.FeatureStream``; the first
-    DELAY_FRAMES frames (and cepstra before the start of the stream) are zeros, the CMN'd mean.
+    Emits exactly one frame per 10 ms hop, in step with ``features.FeatureStream``; cepstra before
+    the start of the stream count as zeros (the running mean), as in training.
     """
 
     def __init__(self, cfg: MfccConfig = MfccConfig()) -> None:

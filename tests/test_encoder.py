@@ -372,8 +372,11 @@ class TestSphinxCepstra:
         np.testing.assert_allclose(sphinx_features_whole(changed)[: len(first)], first, atol=1e-4)
 
     def test_dynamic_features_are_sphinx_1s_c_d_dd_delayed_by_three_frames(self) -> None:
-        """Row r holds static cepstra of frame r - 3 and the deltas around it: d = c[+2] - c[-2],
-        dd = (c[+3] - c[-1]) - (c[+1] - c[-3]), all from frames <= r (the look-ahead covers the 3)."""
+        """Row r holds the static cepstra of frame r - 3 and the deltas around it.
+
+        d = c[+2] - c[-2], dd = (c[+3] - c[-1]) - (c[+1] - c[-3]), all from frames <= r (the
+        encoder's look-ahead covers the 3).
+        """
         from lipstream.realtime.sphinx_mfcc import DELAY_FRAMES, SphinxCepstra, sphinx_features_whole
 
         audio = _speechlike(1.0, seed=8)
@@ -476,3 +479,36 @@ class TestPocketsphinxCodebooks:
         with torch.no_grad():
             logits = model.eval()(torch.from_numpy(feats)[None], *model.initial_state(1))[0][0]
         np.testing.assert_allclose(whole[: len(feats) - 5], torch.softmax(logits, -1).numpy()[5:], atol=1e-4)
+
+
+def test_reproduce_sphinx_adds_the_codebook_fine_tune(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reproduce --sphinx`` fine-tunes once more with the codebook layer and exports that.
+
+    Sphinx shards first, then the fine-tune from the fine-tuned weights.
+    """
+    reproduce = pytest.importorskip("lipstream.models.encoder.reproduce")  # torch: ``train`` extra
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(reproduce.corpus, "main", lambda argv: calls.append(("corpus", argv)))
+    monkeypatch.setattr(reproduce.sphinx_shards, "main", lambda argv: calls.append(("sphinx_shards", argv)))
+
+    def fake_train(cfg, steps, minutes, out, lr, init=None, weights=None, sphinx=False):  # type: ignore[no-untyped-def]
+        calls.append(("train", (steps, lr, out.name, init, weights, sphinx)))
+
+    monkeypatch.setattr(reproduce.train, "train", fake_train)
+    monkeypatch.setattr(reproduce.export, "export", lambda ckpt, out: calls.append(("export", ckpt)))
+    monkeypatch.setattr(reproduce.evaluate, "main", lambda argv: calls.append(("evaluate", argv)))
+    ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
+    sph = reproduce.CACHE_DIR / "encoder_sphinx" / "encoder.pt"
+
+    reproduce.main(["--sphinx"])
+    assert calls[0] == ("corpus", ["--all-libri"])
+    assert calls[3:] == [
+        ("sphinx_shards", []),
+        ("train", (reproduce.SPHINX_STEPS, reproduce.SPHINX_LR, "encoder_sphinx", ft,
+                   reproduce.FINE_TUNE_WEIGHTS, True)),  # fmt: skip
+        ("export", sph),
+        ("evaluate", []),
+    ]
+    with pytest.raises(SystemExit):
+        reproduce.main(["--sphinx", "--from-scratch"])

@@ -1,15 +1,18 @@
-"""pocketsphinx's phone codebooks as a fixed torch layer: 39 Sphinx cepstral features in, 126 scores out.
+"""pocketsphinx's phone codebooks as a fixed torch layer: 39 Sphinx features in, 126 scores out.
 
-The layer holds ``sphinx_am.SenoneScorer``'s Gaussians as buffers (saved in the checkpoint and exported
-into ``encoder.onnx`` as constants; never trained), so the shipped model carries what it needs and the
-runtime only computes the cepstra. Per frame and stream (cepstra, deltas, delta-deltas), each of the
-42 phone codebooks scores the frame by its best Gaussian (the Viterbi approximation of the mixture);
-the output is the log-posterior over codebooks under a flat prior (score minus the log-sum-exp over
-codebooks), clamped at -FLOOR and scaled by 1 / SCALE so its range is like the log-mels'.
-Why these choices (measured, notes/enc4.md): a linear probe on test-other frames scores 0.47 from
-codebook or CI-senone log-posteriors against 0.41 from 7 frames of log-mels; the best Gaussian instead
-of the full log-sum-exp avoids an exp per Gaussian, which made training 5x slower. A posterior rather
-than the raw likelihood, because the likelihood's level moves with loudness and channel.
+The layer holds ``sphinx_am.SenoneScorer``'s Gaussians as buffers (saved in the checkpoint and
+exported into ``encoder.onnx`` as constants; never trained), so the shipped model carries what it
+needs and the runtime only computes the cepstra. Per frame and stream (cepstra, deltas,
+delta-deltas), each of the 42 phone codebooks scores the frame by its best Gaussian (the Viterbi
+approximation of the mixture); the output is the log-posterior over codebooks under a flat prior
+(score minus the log-sum-exp over codebooks), clamped at -FLOOR and scaled by 1 / SCALE so its range
+is like the log-mels'.
+
+Why these choices (measured, /work/notes/enc4.md): a linear probe on test-other frames scores 0.46
+from these codebook log-posteriors (0.47 with the full log-sum-exp, 0.48 with CI senones) against
+0.41 from 7 frames of log-mels. The best Gaussian instead of the log-sum-exp avoids an exp per
+Gaussian, which made training about 5x slower. A posterior rather than the raw likelihood, because
+the likelihood's level moves with loudness and channel.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ SCALE = 10.0
 
 
 class CodebookLayer(nn.Module):
-    """(B, T, 39) Sphinx frames -> (B, T, 3 * n_codebooks) scaled per-stream codebook log-posteriors."""
+    """(B, T, 39) Sphinx frames -> (B, T, 3 * n_codebooks) scaled per-stream log-posteriors."""
 
     def __init__(self, n_codebooks: int = 42, n_density: int = 128) -> None:
         super().__init__()
         self.n_codebooks, self.n_density = n_codebooks, n_density
-        self.register_buffer("quad", torch.zeros(N_STREAMS, 2 * STREAM_DIM, n_codebooks * n_density))
+        self.register_buffer(
+            "quad", torch.zeros(N_STREAMS, 2 * STREAM_DIM, n_codebooks * n_density)
+        )
         self.register_buffer("bias", torch.zeros(N_STREAMS, n_codebooks * n_density))
 
     @property
@@ -47,9 +52,8 @@ class CodebookLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Score frames; the layer is fixed, so no gradient is kept.
 
-        Written as one batched matmul over the 3 streams and a log-softmax, so the exported graph has
-        a dozen nodes: at 1-2 frames per call (live chunks) the per-node overhead, not the arithmetic,
-        sets the cost.
+        Written as one batched matmul over the 3 streams and a log-softmax, so the exported graph
+        has a dozen nodes: at 1-2 frames per call (live chunks) per-node overhead adds up.
         """
         b, t, _ = x.shape
         with torch.set_grad_enabled(False):

@@ -1,17 +1,20 @@
-"""pocketsphinx's en-us acoustic model as a fixed scoring layer: read its Gaussians and CI senones.
+r"""pocketsphinx's en-us acoustic model as a fixed scoring layer: read its Gaussians and senones.
 
-pocketsphinx's PTM model was trained on hundreds of hours of American English; our encoder has about an
-hour. Its 42 phone codebooks x 128 diagonal Gaussians x 3 streams (cepstra, deltas, delta-deltas) and
-the mixture weights of its 126 context-independent senones (3 states x 42 phones) turn a
-``realtime.sphinx_mfcc`` frame into 126 per-senone log-likelihoods that the network reads beside the
-log-mels. This module only reads the files of the pip package (training side; the scores are baked
-into ``encoder.onnx`` as constants by ``model.py``, so the runtime needs neither pocketsphinx nor
-these files). Formats, from the sphinxbase readers (``ms_gauden.c``, ``ptm_mgau.c``, ``bio.c``):
-- ``means`` / ``variances``: text header ending ``endhdr\\n``, uint32 byte-order magic 0x11223344,
+pocketsphinx's PTM model was trained on hundreds of hours of American English; our encoder has about
+an hour. Its 42 phone codebooks x 128 diagonal Gaussians x 3 streams (cepstra, deltas,
+delta-deltas) score a ``realtime.sphinx_mfcc`` frame, and the network reads those scores beside the
+log-mels (``gmm_layer.py``). This module only reads the files of the pip package (training side;
+the Gaussians are baked into ``encoder.onnx`` as constants, so the runtime needs neither
+pocketsphinx nor these files). Formats, from the sphinxbase readers (``ms_gauden.c``,
+``ptm_mgau.c``, ``bio.c``):
+
+- ``means`` / ``variances``: text header ending ``endhdr\n``, uint32 byte-order magic 0x11223344,
   int32 n_mgau, n_feat, n_density, veclen[n_feat], total count, then float32 values
   [mgau][feat][density][dim] and a checksum.
-- ``sendump``: int32-length-prefixed header strings, a marker, int32 n_codewords, n_senones, then uint8 [feat][codeword][senone] holding -log_1.0001(weight) >> 10.
+- ``sendump``: int32-length-prefixed header strings, a marker, int32 n_codewords, n_senones, then
+  uint8 [feat][codeword][senone] holding -log_1.0001(weight) >> 10.
 - ``mdef`` (binary): the CI phone names in order; CI senones are the first 3 per CI phone.
+
 Licence: BSD-style (Alpha Cephei Inc. 2015; README beside the model files).
 """
 
@@ -28,10 +31,12 @@ STATES_PER_PHONE = 3
 VAR_FLOOR = 1e-4
 """pocketsphinx's default ``-varfloor``."""
 MIXW_LOG_SCALE = 1024 * np.log(1.0001)
-"""A sendump byte v is a weight of exp(-v * MIXW_LOG_SCALE) (log base 1.0001, shifted by 10 bits)."""
-CI_PHONES = ("+NSN+", "+SPN+", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
-             "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH",
-             "SIL", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH")  # fmt: skip
+"""A sendump byte v is a weight of exp(-v * MIXW_LOG_SCALE) (log base 1.0001, shifted 10 bits)."""
+CI_PHONES = (
+    "+NSN+", "+SPN+", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
+    "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH",
+    "SIL", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)  # fmt: skip
 """The model's CI phones, in its mdef order (checked against the file by ``read_ci_phones``)."""
 
 
@@ -71,7 +76,7 @@ def read_gaussians(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_ci_phones(folder: Path) -> tuple[str, ...]:
-    """The CI phone names of the binary mdef (they follow the format description, NUL-separated)."""
+    """The CI phone names of the binary mdef (after the format description, NUL-separated)."""
     raw = (folder / "mdef").read_bytes()
     at = raw.index(b"+NSN+")
     names = raw[at:].split(b"\0")[: len(CI_PHONES)]
@@ -79,13 +84,17 @@ def read_ci_phones(folder: Path) -> tuple[str, ...]:
 
 
 def read_ci_mixture_weights(folder: Path, n_ci_senones: int) -> np.ndarray:
-    """Log mixture weights of the first ``n_ci_senones`` senones, (n_ci_senones, N_STREAMS, n_density)."""
+    """Log mixture weights of the first ``n_ci_senones`` senones, (n_ci_senones, 3, n_density)."""
     raw = (folder / "sendump").read_bytes()
     # The header's last entries are odd (a 3-byte marker); the two counts sit right before the data.
     at = raw.index(b"feature_count")
     for offset in range(at, at + 64):
         n_codewords, n_senones = (int(v) for v in np.frombuffer(raw[offset : offset + 8], "<i4"))
-        if n_codewords > 0 and n_senones > 0 and len(raw) - offset - 8 == N_STREAMS * n_codewords * n_senones:
+        if (
+            n_codewords > 0
+            and n_senones > 0
+            and len(raw) - offset - 8 == N_STREAMS * n_codewords * n_senones
+        ):
             break
     else:
         raise ValueError("sendump: cannot find the codeword and senone counts")
@@ -99,13 +108,13 @@ def read_ci_mixture_weights(folder: Path, n_ci_senones: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SenoneScorer:
-    """Every Gaussian as a quadratic form, then a log-sum-exp per codebook (or CI senone) and stream.
+    """Every Gaussian as a quadratic form, then a log-sum-exp per codebook (or senone) and stream.
 
     ``quad`` (N_STREAMS, 2 * STREAM_DIM, n_codebooks * n_density) and ``bias`` (N_STREAMS,
-    n_codebooks * n_density) hold each Gaussian's log-density so that one matmul per stream scores all of
-    them from [x_f^2, x_f]. ``log_weights`` (n_senones, N_STREAMS, n_density) are the CI senones' mixture
-    weights over their phone's codebook (senone s uses codebook s // 3); None means uniform weights over
-    each codebook (then the scores are per codebook).
+    n_codebooks * n_density) hold each Gaussian's log-density so that one matmul per stream scores
+    all of them from [x_f^2, x_f]. ``log_weights`` (n_senones, N_STREAMS, n_density) are the CI
+    senones' mixture weights over their phone's codebook (senone s uses codebook s // 3); None means
+    uniform weights over each codebook (then the scores are per codebook).
     """
 
     quad: np.ndarray
@@ -125,20 +134,24 @@ class SenoneScorer:
         for f in range(N_STREAMS):
             x = feats[:, f * STREAM_DIM : (f + 1) * STREAM_DIM].astype(np.float64)
             out.append(np.concatenate([x * x, x], axis=1) @ self.quad[f] + self.bias[f])
-        return np.stack(out, axis=1).reshape(len(feats), N_STREAMS, self.n_codebooks, self.n_density)
+        return np.stack(out, axis=1).reshape(
+            len(feats), N_STREAMS, self.n_codebooks, self.n_density
+        )
 
     def scores(self, feats: np.ndarray) -> np.ndarray:
-        """(T, 39) -> (T, n_outputs, N_STREAMS) log-likelihoods per senone (or codebook) and stream."""
+        """(T, 39) -> (T, n_outputs, N_STREAMS) log-likelihoods per senone (or codebook), stream."""
         g = self.gaussian_scores(feats)
         if self.log_weights is not None:
-            g = g[:, :, np.arange(len(self.log_weights)) // STATES_PER_PHONE] + self.log_weights.transpose(1, 0, 2)
+            g = g[
+                :, :, np.arange(len(self.log_weights)) // STATES_PER_PHONE
+            ] + self.log_weights.transpose(1, 0, 2)
         m = g.max(-1, keepdims=True)
         lse = (m + np.log(np.exp(g - m).sum(-1, keepdims=True)))[..., 0]
         return lse.transpose(0, 2, 1)
 
 
 def senone_scorer(folder: Path | None = None, ci_weights: bool = True) -> SenoneScorer:
-    """Read the model; ``ci_weights``: score the 126 CI senones, else the 42 codebooks (uniform weights)."""
+    """Read the model; ``ci_weights``: score the 126 CI senones, else the 42 codebooks (uniform)."""
     folder = folder or model_dir()
     if read_ci_phones(folder) != CI_PHONES:
         raise ValueError("mdef CI phones differ from CI_PHONES")
@@ -146,7 +159,9 @@ def senone_scorer(folder: Path | None = None, ci_weights: bool = True) -> Senone
     n_mgau, _, n_density, _ = means.shape
     prec = 1.0 / var
     quad = np.concatenate([-0.5 * prec, means * prec], axis=-1)  # (mgau, f, dens, 26)
-    bias = -0.5 * ((means**2) * prec).sum(-1) - 0.5 * np.log(2 * np.pi * var).sum(-1)  # (mgau, f, dens)
+    bias = -0.5 * ((means**2) * prec).sum(-1) - 0.5 * np.log(2 * np.pi * var).sum(
+        -1
+    )  # (mgau, f, dens)
     logw = read_ci_mixture_weights(folder, n_mgau * STATES_PER_PHONE) if ci_weights else None
     if logw is None:
         bias = bias - np.log(n_density)

@@ -2,12 +2,13 @@
 
     python -m lipstream.models.encoder.sphinx_shards [--sets vctk libri ...]
 
-The log-mel shards keep features only, not audio, so this walks each set again with the very same
-seeded augmentation (``shards.clip_variants``) and writes ``CORPUS_DIR/<shard>.sphinx.npz``: ``feats``
-(N, 39) float16 from ``realtime.sphinx_mfcc`` (already delayed by its 3 frames, in step with the log-mel
-rows), and ``ids``. Each utterance is checked against the log-mel shard (same id, same frame count,
-and the log-mel frames of the clean copy recomputed equal) so a drifted replay fails instead of
-silently misaligning. Dev shards carry their audio, so theirs are computed from it directly.
+The log-mel shards keep features only, not audio, so this walks each set again with the very
+same seeded augmentation (``shards.clip_variants``) and writes ``CORPUS_DIR/<shard>.sphinx.npz``:
+``feats`` (N, 39) float16 from ``realtime.sphinx_mfcc`` (already delayed by its 3 frames, in step
+with the log-mel rows), and ``ids``. Each utterance is checked against the log-mel shard (same
+id, same frame count, and for the clean and first augmented copies the recomputed log-mels equal),
+so a drifted replay fails instead of silently misaligning. Dev shards carry their audio, so theirs
+are computed from it directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import logging
 
 import numpy as np
-
 from lipstream.realtime.features import features_whole
 from lipstream.realtime.sphinx_mfcc import sphinx_features_whole
 
@@ -54,7 +54,9 @@ def build_train_set(clip_set: str, pool: list[np.ndarray]) -> None:
         n = int(starts[i + 1] - starts[i])
         if len(feats) != n:
             raise ValueError(f"{shard}: {ids[i]} has {n} frames, replay {len(feats)}")
-        if v <= 1:  # the clean copy and the first augmented one: the replayed audio must be identical
+        if (
+            v <= 1
+        ):  # the clean copy and the first augmented one: the replayed audio must be identical
             err = float(np.abs(features_whole(audio) - mel[starts[i] : starts[i + 1]]).max())
             if err > MEL_TOLERANCE:
                 raise ValueError(f"{shard}: {ids[i]} log-mels differ by {err:.3f}: replay drifted")

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from lipstream.realtime.phonemes import PHONE_TO_INDEX
+from lipstream.realtime.sphinx_mfcc import N_FEATURES as N_SPHINX_FEATURES
 from torch import nn
 
 from .metrics import frame_metrics
-from lipstream.realtime.sphinx_mfcc import N_FEATURES as N_SPHINX_FEATURES
-
 from .model import EncoderConfig, StreamingEncoder, add_sphinx_input, count_parameters
 from .paths import CORPUS_DIR
 from .sphinx_am import senone_scorer
@@ -51,8 +50,11 @@ DEV_SETS = ("dev_libritest", "dev_vctk", "dev_fsdd", "dev_grid", "dev_vctk_aug",
 
 
 def load_shard(name: str, sphinx: bool = False) -> dict[str, np.ndarray]:
-    """One npz shard fully in memory; ``sphinx``: with its Sphinx frames (``sphinx_shards.py``) appended
-    to the log-mel columns, as the model with the codebook layer reads them."""
+    """One npz shard fully in memory.
+
+    ``sphinx``: with its Sphinx frames (``sphinx_shards.py``) appended to the log-mel columns, as the
+    model with the codebook layer reads them.
+    """
     with np.load(CORPUS_DIR / f"{name}.npz") as z:
         shard = {k: z[k] for k in z.files}
     if sphinx:

@@ -35,7 +35,7 @@ FINE_TUNE_WEIGHTS = {
     "libri": 0.24, "libri_more": 0.36, "vctk": 0.15, "grid": 0.10, "fsdd": 0.05, "synth": 0.10,
 }  # fmt: skip
 """LibriSpeech 0.60 in all (the two shards by their size), against 0.40 in the from-scratch run."""
-SPHINX_STEPS = 300
+SPHINX_STEPS = 600
 SPHINX_LR = 5e-4
 """The codebook-layer fine-tune: the fine-tune's recipe again, from its weights."""
 

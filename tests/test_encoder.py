@@ -307,10 +307,10 @@ def test_corpus_labels_the_extra_librispeech_clips_only_when_asked(
     assert limits == [LIBRI_FIRST_CLIPS, None]
 
 
-def test_reproduce_builds_the_fine_tuned_weights_by_default(
+def test_reproduce_builds_the_fine_tuned_weights_without_sphinx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Plain ``reproduce`` exports the fine-tune of the from-scratch run (the shipped weights).
+    """``reproduce --no-sphinx`` exports the fine-tune of the from-scratch run (ft249).
 
     ``--from-scratch`` exports the from-scratch run without labelling the 151 extra clips.
     """
@@ -330,7 +330,7 @@ def test_reproduce_builds_the_fine_tuned_weights_by_default(
     run = reproduce.CACHE_DIR / "encoder_run" / "encoder.pt"
     ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
 
-    reproduce.main([])
+    reproduce.main(["--no-sphinx"])
     assert calls == [
         ("corpus", ["--all-libri"]),
         ("train", (reproduce.SHIPPED_STEPS, reproduce.SHIPPED_LR, "encoder_run", None, None)),
@@ -481,8 +481,8 @@ class TestPocketsphinxCodebooks:
         np.testing.assert_allclose(whole[: len(feats) - 5], torch.softmax(logits, -1).numpy()[5:], atol=1e-4)
 
 
-def test_reproduce_sphinx_adds_the_codebook_fine_tune(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``reproduce --sphinx`` fine-tunes once more with the codebook layer and exports that.
+def test_reproduce_builds_the_shipped_codebook_fine_tune(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain ``reproduce`` fine-tunes once more with the codebook layer and exports that.
 
     Sphinx shards first, then the fine-tune from the fine-tuned weights.
     """
@@ -501,7 +501,7 @@ def test_reproduce_sphinx_adds_the_codebook_fine_tune(monkeypatch: pytest.Monkey
     ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
     sph = reproduce.CACHE_DIR / "encoder_sphinx" / "encoder.pt"
 
-    reproduce.main(["--sphinx"])
+    reproduce.main([])
     assert calls[0] == ("corpus", ["--all-libri"])
     assert calls[3:] == [
         ("sphinx_shards", []),
@@ -510,5 +510,3 @@ def test_reproduce_sphinx_adds_the_codebook_fine_tune(monkeypatch: pytest.Monkey
         ("export", sph),
         ("evaluate", []),
     ]
-    with pytest.raises(SystemExit):
-        reproduce.main(["--sphinx", "--from-scratch"])

@@ -3,7 +3,9 @@
 One ``StreamingPhonemeEncoder`` per audio stream holds that stream's feature and model state; the ONNX
 session is shared per process. Feed any chunk size (10 or 20 ms live): frame ``t`` (audio
 ``[t * 10 ms, (t + 1) * 10 ms)``) is returned once audio up to ``(t + 1) * 10 ms + lookahead_ms`` has
-arrived. Chunked and whole-utterance runs return the same posteriors. Not thread-safe: call one
+arrived. Chunked and whole-utterance runs return the same posteriors. A model whose contract names
+``sphinx_mfcc`` also gets Sphinx cepstra (``sphinx_mfcc.py``) beside the log-mels; its pocketsphinx
+Gaussians are inside the ONNX graph. Not thread-safe: call one
 encoder from one thread (the session's single-thread executor).
 """
 
@@ -21,6 +23,8 @@ import onnxruntime as ort
 from .features import FeatureConfig, FeatureStream
 from .onnx_session import onnx_session
 from .phoneset import PHONES
+from .sphinx_mfcc import N_FEATURES as N_SPHINX_FEATURES
+from .sphinx_mfcc import MfccConfig, SphinxFeatureStream
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class EncoderContract:
     """What the shipped model expects and produces (read from its ONNX metadata)."""
 
     features: FeatureConfig
+    sphinx: MfccConfig | None
+    """Set when the model also reads Sphinx cepstra (its codebook layer); None for log-mels only."""
     phones: tuple[str, ...]
     lookahead_frames: int
     lookahead_ms: int
@@ -68,8 +74,15 @@ def read_contract(session: ort.InferenceSession) -> EncoderContract:
         )
     if tuple(meta["phones"]) != PHONES:
         raise ModelContractError(f"model phone set {meta['phones']} != runtime {list(PHONES)}")
+    sphinx = None
+    if "sphinx_mfcc" in meta:
+        sphinx = MfccConfig(**meta["sphinx_mfcc"])
+        if asdict(sphinx) != asdict(MfccConfig()):
+            raise ModelContractError(f"model Sphinx cepstra {asdict(sphinx)} != runtime {asdict(MfccConfig())}")
+        if sphinx.delay_frames > int(meta["lookahead_frames"]):
+            raise ModelContractError("the cepstra's delay exceeds the model's look-ahead")
     shapes = {k: tuple(int(d) for d in meta["inputs"][k]) for k in STATE_INPUTS}
-    return EncoderContract(features, PHONES, int(meta["lookahead_frames"]), int(meta["lookahead_ms"]),
+    return EncoderContract(features, sphinx, PHONES, int(meta["lookahead_frames"]), int(meta["lookahead_ms"]),
                            int(meta["frame_rate_hz"]), shapes)  # fmt: skip
 
 
@@ -88,6 +101,7 @@ class StreamingPhonemeEncoder:
         path = str(model_path or default_model_path())
         self._session, self.contract = load_session(path)
         self._features = FeatureStream(self.contract.features)
+        self._sphinx = SphinxFeatureStream(self.contract.sphinx) if self.contract.sphinx else None
         self.reset()
 
     @property
@@ -98,6 +112,8 @@ class StreamingPhonemeEncoder:
     def reset(self) -> None:
         """Start a new utterance/stream: zero model state, fresh feature normalisation."""
         self._features.reset()
+        if self._sphinx is not None:
+            self._sphinx.reset()
         self._state = {k: np.zeros(s, np.float32) for k, s in self.contract.state_shapes.items()}
         self._steps = 0
         self.frames_emitted = 0
@@ -106,15 +122,21 @@ class StreamingPhonemeEncoder:
         """16 kHz mono float32 (n,) -> posteriors of the frames now complete, (k, n_phones)."""
         if audio.ndim != 1:
             raise ValueError(f"expected mono (n,) float32 audio at 16 kHz, got shape {audio.shape}")
-        return self._run(self._features.push(audio.astype(np.float32, copy=False)))
+        audio = audio.astype(np.float32, copy=False)
+        feats = self._features.push(audio)
+        if self._sphinx is not None:
+            feats = np.concatenate([feats, self._sphinx.push(audio)], axis=1)
+        return self._run(feats)
 
     def flush(self) -> np.ndarray:
         """End of an offline utterance: emit the last ``lookahead_frames`` frames.
 
-        Feeds neutral (zero = running-mean) feature frames in place of the audio that never comes.
+        Feeds neutral (zero = running-mean) feature frames in place of the audio that never comes
+        (for the Sphinx cepstra too: their last 3 frames stay unseen, as in training's padding).
         A live stream never calls this.
         """
-        pad = np.zeros((self.contract.lookahead_frames, self.contract.features.n_mels), np.float32)
+        width = self.contract.features.n_mels + (N_SPHINX_FEATURES if self._sphinx is not None else 0)
+        pad = np.zeros((self.contract.lookahead_frames, width), np.float32)
         return self._run(pad)
 
     def _run(self, feats: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from lipstream.realtime.features import (
     features_whole,
     mel_filterbank,
 )
+from lipstream.realtime.sphinx_mfcc import sphinx_features_whole as sphinx_mfcc_whole
 from lipstream.realtime.phonemes import (
     PHONE_TO_VISEME,
     PHONES,
@@ -306,10 +307,10 @@ def test_corpus_labels_the_extra_librispeech_clips_only_when_asked(
     assert limits == [LIBRI_FIRST_CLIPS, None]
 
 
-def test_reproduce_builds_the_fine_tuned_weights_by_default(
+def test_reproduce_builds_the_fine_tuned_weights_without_sphinx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Plain ``reproduce`` exports the fine-tune of the from-scratch run (the shipped weights).
+    """``reproduce --no-sphinx`` exports the fine-tune of the from-scratch run (ft249).
 
     ``--from-scratch`` exports the from-scratch run without labelling the 151 extra clips.
     """
@@ -329,7 +330,7 @@ def test_reproduce_builds_the_fine_tuned_weights_by_default(
     run = reproduce.CACHE_DIR / "encoder_run" / "encoder.pt"
     ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
 
-    reproduce.main([])
+    reproduce.main(["--no-sphinx"])
     assert calls == [
         ("corpus", ["--all-libri"]),
         ("train", (reproduce.SHIPPED_STEPS, reproduce.SHIPPED_LR, "encoder_run", None, None)),
@@ -344,5 +345,168 @@ def test_reproduce_builds_the_fine_tuned_weights_by_default(
         ("corpus", []),
         ("train", (reproduce.SHIPPED_STEPS, reproduce.SHIPPED_LR, "encoder_run", None, None)),
         ("export", run),
+        ("evaluate", []),
+    ]
+
+
+class TestSphinxCepstra:
+    """The Sphinx front end that feeds the encoder's pocketsphinx codebook layer (numpy only)."""
+
+    @pytest.mark.parametrize("sizes", [[160], [320], [1, 7, 333, 1000]])
+    def test_chunked_equals_whole(self, sizes: list[int]) -> None:
+        from lipstream.realtime.sphinx_mfcc import SphinxFeatureStream, sphinx_features_whole
+
+        audio = _speechlike(2.0, seed=6)
+        whole = sphinx_features_whole(audio)
+        assert whole.shape == (audio.size // HOP_SAMPLES, 39) and whole.dtype == np.float32
+        np.testing.assert_allclose(_chunked(SphinxFeatureStream().push, audio, sizes), whole, atol=1e-3)
+
+    def test_in_step_with_the_log_mels_and_causal(self) -> None:
+        from lipstream.realtime.sphinx_mfcc import sphinx_features_whole
+
+        audio = _speechlike(1.0, seed=7)
+        assert len(sphinx_features_whole(audio[:12_345])) == len(features_whole(audio[:12_345]))
+        changed = audio.copy()
+        changed[8000:] = 0.0
+        first = sphinx_features_whole(audio[:8000])
+        np.testing.assert_allclose(sphinx_features_whole(changed)[: len(first)], first, atol=1e-4)
+
+    def test_dynamic_features_are_sphinx_1s_c_d_dd_delayed_by_three_frames(self) -> None:
+        """Row r holds the static cepstra of frame r - 3 and the deltas around it.
+
+        d = c[+2] - c[-2], dd = (c[+3] - c[-1]) - (c[+1] - c[-3]), all from frames <= r (the
+        encoder's look-ahead covers the 3).
+        """
+        from lipstream.realtime.sphinx_mfcc import DELAY_FRAMES, SphinxCepstra, sphinx_features_whole
+
+        audio = _speechlike(1.0, seed=8)
+        out = sphinx_features_whole(audio).astype(np.float64)
+        static, d, dd = out[:, :13], out[:, 13:26], out[:, 26:]
+        cep = SphinxCepstra().push(audio)
+        mean = np.cumsum(cep, axis=0) / np.arange(1, len(cep) + 1)[:, None]  # < 500 frames: cumulative
+        np.testing.assert_allclose(static[DELAY_FRAMES:], (cep - mean)[: len(cep) - DELAY_FRAMES], atol=1e-3)
+        r = np.arange(3, len(out) - 3)
+        np.testing.assert_allclose(d[r], static[r + 2] - static[r - 2], atol=1e-3)
+        np.testing.assert_allclose(dd[r], (static[r + 3] - static[r - 1]) - (static[r + 1] - static[r - 3]), atol=1e-3)
+
+    def test_filterbank_spans_sphinx_band_with_unit_area(self) -> None:
+        from lipstream.realtime.sphinx_mfcc import LOWER_HZ, N_FFT, UPPER_HZ, sphinx_filterbank
+
+        fb = sphinx_filterbank()
+        freqs = np.fft.rfftfreq(N_FFT, 1 / SR)
+        used = freqs[fb.sum(axis=1) > 0]
+        assert used.min() >= LOWER_HZ - SR / N_FFT and used.max() <= UPPER_HZ + SR / N_FFT
+        area = (fb * (SR / N_FFT)).sum(axis=0)  # triangles of height 2 / width: area ~1 each
+        np.testing.assert_allclose(area, 1.0, atol=0.25)
+
+
+class TestPocketsphinxCodebooks:
+    """The acoustic-model reader and the fixed torch layer built from it (need the train extra)."""
+
+    def test_reader_shapes_and_weights(self) -> None:
+        pytest.importorskip("pocketsphinx")
+        from lipstream.models.encoder import sphinx_am
+
+        folder = sphinx_am.model_dir()
+        assert sphinx_am.read_ci_phones(folder) == sphinx_am.CI_PHONES
+        means, var = sphinx_am.read_gaussians(folder)
+        assert means.shape == var.shape == (42, 3, 128, 13) and var.min() >= sphinx_am.VAR_FLOOR
+        w = np.exp(sphinx_am.read_ci_mixture_weights(folder, 126))
+        # quantised weights of each senone and stream sum to ~1 (truncation keeps them a little under)
+        assert w.shape == (126, 3, 128) and np.all(np.abs(w.sum(-1) - 0.95) < 0.05)
+
+    def test_codebook_layer_equals_the_numpy_scorer(self) -> None:
+        torch = pytest.importorskip("torch")
+        pytest.importorskip("pocketsphinx")
+        from lipstream.models.encoder import gmm_layer, sphinx_am
+        from lipstream.realtime.sphinx_mfcc import sphinx_features_whole
+
+        scorer = sphinx_am.senone_scorer(ci_weights=False)
+        layer = gmm_layer.CodebookLayer()
+        layer.load_scorer(scorer)
+        x = sphinx_features_whole(_speechlike(1.0, seed=9))
+        g = scorer.gaussian_scores(x).max(-1)  # (T, 3, 42)
+        lse = g.max(-1, keepdims=True) + np.log(np.exp(g - g.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        want = np.clip(g - lse, -gmm_layer.FLOOR, None).reshape(len(x), -1) / gmm_layer.SCALE
+        got = layer(torch.from_numpy(x)[None])[0].numpy()
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+    def test_widened_model_starts_as_the_checkpoint(self) -> None:
+        torch = pytest.importorskip("torch")
+        pytest.importorskip("pocketsphinx")
+        from lipstream.models.encoder.model import EncoderConfig, StreamingEncoder, add_sphinx_input
+
+        torch.manual_seed(2)
+        base = StreamingEncoder(EncoderConfig(conv_channels=8, gru_hidden=8)).eval()
+        wide = StreamingEncoder(EncoderConfig(conv_channels=8, gru_hidden=8, sphinx_dims=39)).eval()
+        add_sphinx_input(wide, base.state_dict())
+        mel = torch.randn(1, 40, N_MELS)
+        sph = torch.randn(1, 40, 39)
+        with torch.no_grad():
+            want = base(mel, *base.initial_state(1))[0]
+            got = wide(torch.cat([mel, sph], dim=-1), *wide.initial_state(1))[0]
+        assert torch.equal(got, want)
+
+    def test_exported_sphinx_model_streams_like_the_shipped_one(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        """Contract, chunked == whole and the 50 ms look-ahead hold for a model with the codebook layer."""
+        torch = pytest.importorskip("torch")
+        pytest.importorskip("onnx")
+        pytest.importorskip("pocketsphinx")
+        from lipstream.models.encoder import export
+        from lipstream.models.encoder.model import EncoderConfig, StreamingEncoder
+        from lipstream.models.encoder.sphinx_am import senone_scorer
+
+        torch.manual_seed(3)
+        cfg = EncoderConfig(conv_channels=8, gru_hidden=8, sphinx_dims=39)
+        model = StreamingEncoder(cfg)
+        model.sphinx.load_scorer(senone_scorer(ci_weights=False))  # type: ignore[union-attr]
+        with torch.no_grad():
+            model.conv1.weight.mul_(10.0)  # make the codebook inputs matter to the output
+        torch.save({"cfg": cfg.as_dict(), "state": model.state_dict()}, tmp_path / "m.pt")
+        export.export(tmp_path / "m.pt", tmp_path / "m.onnx")
+        enc = StreamingPhonemeEncoder(tmp_path / "m.onnx")
+        assert enc.contract.sphinx is not None and enc.contract.lookahead_ms == 50
+        audio = _speechlike(1.5, seed=10)
+        whole = np.concatenate([enc.push(audio), enc.flush()])
+        enc.reset()
+        chunked = np.concatenate([_chunked(enc.push, audio, [17, 480, 3]), enc.flush()])
+        assert whole.shape == (audio.size // HOP_SAMPLES, len(PHONES))
+        np.testing.assert_allclose(chunked, whole, atol=1e-4)
+        enc.reset()
+        assert enc.push(np.zeros(HOP_SAMPLES * 10, np.float32)).shape[0] == 10 - 5
+        # the ONNX graph computes what the torch model does on the same inputs
+        feats = np.concatenate([features_whole(audio), sphinx_mfcc_whole(audio)], axis=1)
+        with torch.no_grad():
+            logits = model.eval()(torch.from_numpy(feats)[None], *model.initial_state(1))[0][0]
+        np.testing.assert_allclose(whole[: len(feats) - 5], torch.softmax(logits, -1).numpy()[5:], atol=1e-4)
+
+
+def test_reproduce_builds_the_shipped_codebook_fine_tune(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain ``reproduce`` fine-tunes once more with the codebook layer and exports that.
+
+    Sphinx shards first, then the fine-tune from the fine-tuned weights.
+    """
+    reproduce = pytest.importorskip("lipstream.models.encoder.reproduce")  # torch: ``train`` extra
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(reproduce.corpus, "main", lambda argv: calls.append(("corpus", argv)))
+    monkeypatch.setattr(reproduce.sphinx_shards, "main", lambda argv: calls.append(("sphinx_shards", argv)))
+
+    def fake_train(cfg, steps, minutes, out, lr, init=None, weights=None, sphinx=False):  # type: ignore[no-untyped-def]
+        calls.append(("train", (steps, lr, out.name, init, weights, sphinx)))
+
+    monkeypatch.setattr(reproduce.train, "train", fake_train)
+    monkeypatch.setattr(reproduce.export, "export", lambda ckpt, out: calls.append(("export", ckpt)))
+    monkeypatch.setattr(reproduce.evaluate, "main", lambda argv: calls.append(("evaluate", argv)))
+    ft = reproduce.CACHE_DIR / "encoder_finetune" / "encoder.pt"
+    sph = reproduce.CACHE_DIR / "encoder_sphinx" / "encoder.pt"
+
+    reproduce.main([])
+    assert calls[0] == ("corpus", ["--all-libri"])
+    assert calls[3:] == [
+        ("sphinx_shards", []),
+        ("train", (reproduce.SPHINX_STEPS, reproduce.SPHINX_LR, "encoder_sphinx", ft,
+                   reproduce.FINE_TUNE_WEIGHTS, True)),  # fmt: skip
+        ("export", sph),
         ("evaluate", []),
     ]

@@ -2,7 +2,7 @@
 
     python -m lipstream.models.encoder.export CKPT [--out models/encoder/encoder.onnx]
 
-The contract (feature config, phone set, look-ahead, IO names and state shapes) goes into the ONNX
+The contract (feature config, the Sphinx cepstra config when the model has the codebook layer, phone set, look-ahead, IO names and state shapes) goes into the ONNX
 ``metadata_props`` under ``lipstream_contract`` and into ``encoder.json`` beside the model;
 ``lipstream.realtime.encoder`` checks it at load.
 """
@@ -18,8 +18,10 @@ import torch
 
 from lipstream.realtime.features import FeatureConfig
 from lipstream.realtime.phonemes import PHONES
+from lipstream.realtime.sphinx_mfcc import MfccConfig
 
 from .model import EncoderConfig, StreamingEncoder
+from .sphinx_am import CI_PHONES, N_STREAMS
 
 INPUTS = ("feats", "conv1_state", "conv2_state", "gru_state")
 OUTPUTS = ("posteriors", "conv1_state_out", "conv2_state_out", "gru_state_out")
@@ -29,16 +31,19 @@ OPSET = 17
 def contract(cfg: EncoderConfig) -> dict[str, object]:
     """Everything a caller must match to feed this model (JSON-able)."""
     feat = FeatureConfig()
+    n_conv1 = cfg.n_mels + (N_STREAMS * len(CI_PHONES) if cfg.sphinx_dims else 0)
+    sphinx = {"sphinx_mfcc": asdict(MfccConfig())} if cfg.sphinx_dims else {}
     return {
         "name": "lipstream-phoneme-encoder",
         "features": asdict(feat),
+        **sphinx,
         "phones": list(PHONES),
         "lookahead_frames": cfg.lookahead_frames,
         "lookahead_ms": cfg.lookahead_frames * feat.hop_samples * 1000 // feat.sample_rate_hz,
         "frame_rate_hz": feat.sample_rate_hz // feat.hop_samples,
         "inputs": {
-            "feats": ["batch=1", "T", feat.n_mels],
-            "conv1_state": [1, cfg.conv1_kernel - 1, cfg.n_mels],
+            "feats": ["batch=1", "T", feat.n_mels + cfg.sphinx_dims],
+            "conv1_state": [1, cfg.conv1_kernel - 1, n_conv1],
             "conv2_state": [1, cfg.conv2_kernel - 1, cfg.conv_channels],
             "gru_state": [cfg.gru_layers, 1, cfg.gru_hidden],
         },
@@ -72,7 +77,7 @@ def export(ckpt: Path, out: Path) -> dict[str, object]:
     model = StreamingEncoder(cfg)
     model.load_state_dict(blob["state"])
     model.eval()
-    example = (torch.zeros(1, 7, cfg.n_mels), *model.initial_state(1))
+    example = (torch.zeros(1, 7, cfg.n_mels + cfg.sphinx_dims), *model.initial_state(1))
     torch.onnx.export(
         _Softmaxed(model), example, str(out), input_names=list(INPUTS), output_names=list(OUTPUTS),
         dynamic_axes={"feats": {1: "T"}, "posteriors": {1: "T"}}, opset_version=OPSET, dynamo=False,

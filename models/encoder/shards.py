@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,25 +133,37 @@ def _write(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray 
     logger.info("%s: %d utterances, %.1f min", path.name, len(rows), len(labels) / 6000)
 
 
-def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_index: int) -> list[str]:
-    """Features + labels (+ augmented copies) for one source set; returns the shard names written."""
+def clip_variants(
+    clips: list[Clip], pool: list[np.ndarray], set_index: int
+) -> Iterator[tuple[Clip, int, np.ndarray, float]]:
+    """(clip, variant index, audio, speed factor) of every clip of one set: the clean copy, then the
+    augmented ones, drawn from the set's seeded generator. Anything that walks a set this way (the
+    shards here, ``sphinx_shards.py``) sees the very same audio."""
     rng = np.random.default_rng([SEED, set_index])
-    groups: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
     for clip in clips:
         audio = clip.load()
         n_aug = n_augmented(clip) if clip.split == "train" else 1
-        variants = [(audio, 1.0)]
-        for _ in range(n_aug):
+        yield clip, 0, audio, 1.0
+        for v in range(n_aug):
             factor = 1.0
             if clip.split == "train" and rng.random() < SPEED_PROB:
                 factor = float(rng.uniform(*SPEED_RANGE))
-            variants.append((augment.random_chain(augment.speed(audio, factor), rng, pool), factor))
-        for v, (x, factor) in enumerate(variants):
-            feats = features_whole(x)
-            labels = frame_labels(clip.labels, len(feats), factor)
-            key = f"{clip.split}_{clip_set}" + ("_aug" if clip.split == "dev" and v > 0 else "")
-            keep_audio = x if clip.split == "dev" else None
-            groups.setdefault(key, []).append((f"{clip.clip_id}#{v}", feats, labels, keep_audio))
+            yield clip, v + 1, augment.random_chain(augment.speed(audio, factor), rng, pool), factor
+
+
+def shard_key(clip: Clip, variant: int) -> str:
+    """The shard a variant goes to: ``<split>_<set>``, with dev augmented copies in ``..._aug``."""
+    return f"{clip.split}_{clip.clip_set}" + ("_aug" if clip.split == "dev" and variant > 0 else "")
+
+
+def _build_set(clip_set: str, clips: list[Clip], pool: list[np.ndarray], set_index: int) -> list[str]:
+    """Features + labels (+ augmented copies) for one source set; returns the shard names written."""
+    groups: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]] = {}
+    for clip, v, x, factor in clip_variants(clips, pool, set_index):
+        feats = features_whole(x)
+        labels = frame_labels(clip.labels, len(feats), factor)
+        keep_audio = x if clip.split == "dev" else None
+        groups.setdefault(shard_key(clip, v), []).append((f"{clip.clip_id}#{v}", feats, labels, keep_audio))
     for key, rows in groups.items():
         _write(CORPUS_DIR / f"{key}.npz", rows)
     return sorted(groups)

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from lipstream.realtime.phonemes import PHONE_TO_INDEX
+from lipstream.realtime.sphinx_mfcc import N_FEATURES as N_SPHINX_FEATURES
 from torch import nn
 
 from .metrics import frame_metrics
-from .model import EncoderConfig, StreamingEncoder, count_parameters
+from .model import EncoderConfig, StreamingEncoder, add_sphinx_input, count_parameters
 from .paths import CORPUS_DIR
+from .sphinx_am import senone_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,20 @@ IGNORE = -1
 DEV_SETS = ("dev_libritest", "dev_vctk", "dev_fsdd", "dev_grid", "dev_vctk_aug", "dev_fsdd_aug")
 
 
-def load_shard(name: str) -> dict[str, np.ndarray]:
-    """One npz shard fully in memory."""
+def load_shard(name: str, sphinx: bool = False) -> dict[str, np.ndarray]:
+    """One npz shard fully in memory.
+
+    ``sphinx``: with its Sphinx frames (``sphinx_shards.py``) appended to the log-mel columns, as the
+    model with the codebook layer reads them.
+    """
     with np.load(CORPUS_DIR / f"{name}.npz") as z:
-        return {k: z[k] for k in z.files}
+        shard = {k: z[k] for k in z.files}
+    if sphinx:
+        with np.load(CORPUS_DIR / f"{name}.sphinx.npz") as z:
+            if len(z["feats"]) != len(shard["feats"]) or list(z["ids"]) != list(shard["ids"]):
+                raise ValueError(f"{name}.sphinx.npz does not match {name}.npz: rebuild it (sphinx_shards.py)")
+            shard["feats"] = np.concatenate([shard["feats"], z["feats"]], axis=1)
+    return shard
 
 
 class CropSampler:
@@ -62,11 +74,14 @@ class CropSampler:
         batch: int = BATCH,
         weights: dict[str, float] | None = None,
         self_train: bool = False,
+        sphinx: bool = False,
     ) -> None:
         self.rng = rng
         self.batch_size = batch
         weights = weights or SET_WEIGHTS
-        self.sets = {k: load_shard(f"train_{k}") for k in weights if (CORPUS_DIR / f"train_{k}.npz").exists()}
+        self.sets = {
+            k: load_shard(f"train_{k}", sphinx) for k in weights if (CORPUS_DIR / f"train_{k}.npz").exists()
+        }
         for k in LIBRI_SETS if self_train else ():
             if k in self.sets:
                 self.sets[k]["labels"] = apply_keep_mask(self.sets[k]["labels"], k)
@@ -160,6 +175,7 @@ def train(
     weights: dict[str, float] | None = None,
     seed: int = SEED,
     self_train: bool = False,
+    sphinx: bool = False,
 ) -> dict[str, object]:
     """Train, then save ``out/encoder.pt`` + ``out/metrics.json``; returns the metrics.
 
@@ -167,19 +183,32 @@ def train(
     seeded numpy generator), so a CUDA run draws the same crops as a CPU run of the same ``batch``.
     ``init``: start from this checkpoint's weights (fine-tuning; its config replaces ``cfg``).
     ``weights``: set weights of the crops (default ``SET_WEIGHTS``). ``self_train``: drop the LibriSpeech
-    frames ``selftrain.py``'s teacher rejected from the loss.
+    frames ``selftrain.py``'s teacher rejected from the loss. ``sphinx``: the model reads Sphinx frames
+    through the fixed codebook layer too (``gmm_layer.py``); a log-mel-only ``init`` gets zero weights
+    for the new inputs, so step 0 is that checkpoint.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    sampler = CropSampler(rng, batch, weights, self_train)
-    dev = {k: load_shard(k) for k in DEV_SETS if (CORPUS_DIR / f"{k}.npz").exists()}
+    sampler = CropSampler(rng, batch, weights, self_train, sphinx)
+    dev = {k: load_shard(k, sphinx) for k in DEV_SETS if _has_shard(k, sphinx)}
     if init is not None:
         ckpt = torch.load(init, map_location="cpu")
         cfg = EncoderConfig(**ckpt["cfg"])
-    model = StreamingEncoder(cfg).to(device)
-    if init is not None:
+    widen = sphinx and not cfg.sphinx_dims
+    if widen:
+        cfg = EncoderConfig(**{**cfg.as_dict(), "sphinx_dims": N_SPHINX_FEATURES})
+    if bool(cfg.sphinx_dims) != sphinx:
+        raise ValueError(f"sphinx={sphinx} but the model has sphinx_dims={cfg.sphinx_dims}")
+    model = StreamingEncoder(cfg)
+    if init is not None and widen:
+        add_sphinx_input(model, ckpt["state"])
+        logger.info("initialised from %s, zero weights on the codebook scores", init)
+    elif init is not None:
         model.load_state_dict(ckpt["state"])
         logger.info("initialised from %s", init)
+    elif sphinx:
+        model.sphinx.load_scorer(senone_scorer(ci_weights=False))  # type: ignore[union-attr]
+    model = model.to(device)
     logger.info("params %d, lookahead %d frames", count_parameters(model), cfg.lookahead_frames)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.08)
@@ -190,7 +219,8 @@ def train(
     t0, done = time.monotonic(), 0
     for step in range(steps):
         x, y = sampler.batch()
-        x = freq_mask(mel_warp(x, rng), rng).to(device)
+        n = cfg.n_mels
+        x = torch.cat([freq_mask(mel_warp(x[..., :n], rng), rng), x[..., n:]], dim=-1).to(device)
         state = [t.to(device) for t in model.initial_state(batch)]
         logits = model(x, *state)[0]
         loss = delayed_loss(logits, y.to(device), cfg.lookahead_frames, crit)
@@ -219,6 +249,11 @@ def train(
     return result
 
 
+def _has_shard(name: str, sphinx: bool) -> bool:
+    """The shard exists (and, for a model with the codebook layer, its Sphinx frames too)."""
+    return (CORPUS_DIR / f"{name}.npz").exists() and (not sphinx or (CORPUS_DIR / f"{name}.sphinx.npz").exists())
+
+
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights on the CPU, so a checkpoint from a GPU run loads anywhere."""
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -240,12 +275,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", default=None, help="set weights, e.g. libri=0.6,vctk=0.15,grid=0.1")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--self-train", action="store_true", help="use selftrain.py's keep-mask on LibriSpeech")
+    p.add_argument("--sphinx", action="store_true", help="add pocketsphinx's codebook scores as inputs")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     cfg = EncoderConfig(lookahead_frames=a.lookahead_frames, gru_hidden=a.gru_hidden, conv_channels=a.conv_channels)
     weights = parse_weights(a.weights) if a.weights else None
-    train(cfg, a.steps, a.minutes, a.out, a.lr, a.batch, a.device, a.init, weights, a.seed, a.self_train)
+    train(cfg, a.steps, a.minutes, a.out, a.lr, a.batch, a.device, a.init, weights, a.seed, a.self_train, a.sphinx)
 
 
 def parse_weights(text: str) -> dict[str, float]:

@@ -136,9 +136,11 @@ def _write(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray 
 def clip_variants(
     clips: list[Clip], pool: list[np.ndarray], set_index: int
 ) -> Iterator[tuple[Clip, int, np.ndarray, float]]:
-    """(clip, variant index, audio, speed factor) of every clip of one set: the clean copy, then the
-    augmented ones, drawn from the set's seeded generator. Anything that walks a set this way (the
-    shards here, ``sphinx_shards.py``) sees the very same audio."""
+    """(clip, variant index, audio, speed factor) of every clip of one set, clean copy first.
+
+    The augmented copies are drawn from the set's seeded generator, so anything that walks a set
+    this way (the shards here, ``sphinx_shards.py``) sees the very same audio.
+    """
     rng = np.random.default_rng([SEED, set_index])
     for clip in clips:
         audio = clip.load()

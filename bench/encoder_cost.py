@@ -2,10 +2,12 @@
 
     OMP_NUM_THREADS=1 python bench/encoder_cost.py [--seconds 20] [--repeats 5] [--model M --out X]
 
-Feeds audio in live-sized chunks (10 and 20 ms) through ``StreamingPhonemeEncoder`` (features +
+Feeds audio in live-sized chunks through ``StreamingPhonemeEncoder`` (features +
 ONNX, one intra-op thread) and reports the minimum over repeats of total time / number of 10 ms
 frames, split into feature and model time (features include the Sphinx cepstra when the model reads
-them). Writes ``bench/results/encoder_cost.json`` unless ``--out`` says otherwise.
+them). Writes ``bench/results/encoder_cost.json`` unless ``--out`` says otherwise. The chunks:
+10 and 20 ms (a caller pushing every Opus packet), and 40 ms, one video frame at 25 fps, which is
+what the live learned driver gives the encoder (``realtime/motion.py`` ``LearnedDriver.push``).
 """
 
 from __future__ import annotations
@@ -47,14 +49,17 @@ def _feature_push(enc: StreamingPhonemeEncoder):  # type: ignore[no-untyped-def]
     return push
 
 
+CHUNKS_MS = (10, 20, 40)
+
+
 def measure(seconds: float, repeats: int, model: Path | None = None) -> dict[str, object]:
-    """Per-10 ms costs (ms) for 10 and 20 ms chunks."""
+    """Per-10 ms costs (ms) for 10, 20 and 40 ms chunks."""
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
     frames = audio.size // 160
     enc = StreamingPhonemeEncoder(model)
     out: dict[str, object] = {}
-    for chunk_ms in (10, 20):
+    for chunk_ms in CHUNKS_MS:
         chunk = chunk_ms * SR // 1000
         total, feat = [], []
         for _ in range(repeats):

@@ -45,11 +45,20 @@ class FeatureConfig:
     norm_window_frames: int = NORM_WINDOW_FRAMES
 
 
+def hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
+    """HTK mel scale (the one Sphinx uses too)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def mel_to_hz(mel: float | np.ndarray) -> np.ndarray:
+    """Inverse of ``hz_to_mel``."""
+    return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+
 def mel_filterbank(cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """HTK-mel triangular filters, shape (n_fft // 2 + 1, n_mels), float32."""
-    to_mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
-    mel_pts = np.linspace(to_mel(cfg.fmin_hz), to_mel(cfg.fmax_hz), cfg.n_mels + 2)
-    hz_pts = 700.0 * (10.0 ** (mel_pts / 2595.0) - 1.0)
+    mel_pts = np.linspace(hz_to_mel(cfg.fmin_hz), hz_to_mel(cfg.fmax_hz), cfg.n_mels + 2)
+    hz_pts = mel_to_hz(mel_pts)
     bins = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate_hz)
     fb = np.zeros((bins.size, cfg.n_mels))
     for m in range(cfg.n_mels):

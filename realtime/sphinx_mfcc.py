@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16_000
-HOP_SAMPLES = 160
+from .features import HOP_SAMPLES, SAMPLE_RATE_HZ, hz_to_mel, mel_to_hz
+
 WIN_SAMPLES = 410
 """25.625 ms, Sphinx's default window at 16 kHz."""
 N_FFT = 512
@@ -57,16 +57,14 @@ class MfccConfig:
 
 def sphinx_filterbank(cfg: MfccConfig = MfccConfig()) -> np.ndarray:
     """Sphinx's mel filters (edges rounded to FFT bins, unit area), (n_fft // 2 + 1, n_filters)."""
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    mel_inv = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
     step = SAMPLE_RATE_HZ / cfg.n_fft
-    lo, hi = mel(cfg.lower_hz), mel(cfg.upper_hz)
+    lo, hi = float(hz_to_mel(cfg.lower_hz)), float(hz_to_mel(cfg.upper_hz))
     width = (hi - lo) / (cfg.n_filters + 1)
     bins = np.arange(cfg.n_fft // 2 + 1) * step
     fb = np.zeros((bins.size, cfg.n_filters))
     for i in range(cfg.n_filters):
         left, centre, right = (
-            np.floor(mel_inv(lo + (i + j) * width) / step + 0.5) * step for j in range(3)
+            np.floor(mel_to_hz(lo + (i + j) * width) / step + 0.5) * step for j in range(3)
         )
         rise = (bins - left) / (centre - left)
         fall = (right - bins) / (right - centre)

@@ -5,6 +5,10 @@ duration, so the video targets stay aligned): the encoder's posteriors on those 
 like its posteriors on other speakers, which keeps the motion model from trusting s1's exact output.
 
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
+    python -m lipstream.models.motion.posteriors --variants down400,up700 --dev-only
+
+The last two variants are never trained on: shifts outside the training ones, on the dev clips only,
+stand in for voices the motion model has not heard (``evaluate --source up700``).
 
 Writes ``<cache>/grid_posteriors_<md5[:8] of encoder.onnx>/<variant>/<clip>.npy``: ``(ceil(N /
 160), 40)`` float16 posteriors, the encoder run as in the live pipeline (20 ms chunks) plus
@@ -22,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import HOP_SAMPLES, POSTERIOR_DIR, SAMPLE_RATE_HZ, clip_ids
+from .dataset import HOP_SAMPLES, POSTERIOR_DIR, SAMPLE_RATE_HZ, clip_ids, split_ids
 from .landmarks import LANDMARK_DIR
 
 logger = logging.getLogger(__name__)
 
 PITCH_CENTS: dict[str, int] = {"orig": 0, "down200": -200, "up250": 250, "up450": 450}
-"""Variants: sox ``pitch`` shifts in cents (pitch and formants together, duration kept)."""
+"""Training variants: sox ``pitch`` shifts in cents (pitch and formants together, duration kept)."""
+HELD_OUT_CENTS: dict[str, int] = {"down400": -400, "up700": 700}
+"""Evaluation-only variants (``--dev-only``): voices further from s1 than any training variant."""
 CHUNK_SAMPLES = 320  # 20 ms, as the server feeds the pipeline
 
 
@@ -72,10 +78,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(PITCH_CENTS))
     parser.add_argument("--out", type=Path, default=POSTERIOR_DIR)
+    parser.add_argument("--dev-only", action="store_true", help="only the dev clips (evaluation)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     encoder = StreamingPhonemeEncoder()
-    ids = clip_ids()
+    ids = split_ids(clip_ids())[1] if args.dev_only else clip_ids()
+    cents = {**PITCH_CENTS, **HELD_OUT_CENTS}
     for variant in args.variants.split(","):
         out_dir = args.out / variant
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,11 +93,11 @@ def main() -> None:
                 continue
             with np.load(LANDMARK_DIR / f"{clip_id}.npz") as data:
                 audio = data["audio"].astype(np.float32) / 32768.0
-            post = encode(encoder, pitch_shift(audio, PITCH_CENTS[variant]))
+            post = encode(encoder, pitch_shift(audio, cents[variant]))
             np.save(path, post.astype(np.float16))
             if i % 100 == 0:
                 logger.info("posteriors %s %d/%d", variant, i + 1, len(ids))
-        (out_dir / "DONE").write_text(f"{len(ids)} clips\n")
+        (out_dir / "DONE").write_text(f"{len(ids)} clips{' (dev only)' if args.dev_only else ''}\n")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from .dataset import (
 )
 from .metrics import lip_sync
 from .model import MotionConfig, MotionNet
+from .posteriors import HELD_OUT_CENTS
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,9 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     sources = args.source.split(",")
+    held_out = sorted(set(sources) & set(HELD_OUT_CENTS))
+    if held_out:  # dev-only voices stand in for unheard ones; training on them voids that measure
+        parser.error(f"{', '.join(held_out)} are evaluation-only variants (posteriors --dev-only)")
     lookahead_ms = 10.0 if args.lookahead_ms is None else args.lookahead_ms
     config = MotionConfig(
         window_frames=args.window,

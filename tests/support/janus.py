@@ -87,7 +87,7 @@ def _janus_config(folder: Path, http_port: int, ws_port: int, rtp_ports: tuple[i
     events_folder = "{libs}/events"
     loggers_folder = "{libs}/loggers"
     debug_level = 3
-    session_timeout = 120
+    session_timeout = 300
 }}
 media: {{ rtp_port_range = "{rtp_ports[0]}-{rtp_ports[1]}" }}
 nat: {{ nice_debug = false }}
@@ -237,6 +237,10 @@ class JanusApi:
         """Creates the Janus session."""
         self.session = (await self.call("", {"janus": "create"}))["data"]["id"]
 
+    async def destroy(self) -> None:
+        """Ends the session and its handles (a subscriber's: Janus stops forwarding to it)."""
+        await self.call(f"/{self.session}", {"janus": "destroy"})
+
     async def attach(self) -> int:
         """A new VideoRoom handle on the session."""
         reply = await self.call(f"/{self.session}", {"janus": "attach", "plugin": PLUGIN})
@@ -294,13 +298,14 @@ class CountingSubscriber:
         self.bytes = {"audio": 0, "video": 0}
         self.video_frames = 0
         self._readers: list[asyncio.Task[None]] = []
+        self._api: JanusApi | None = None
 
     async def join(self, http: aiohttp.ClientSession, janus_url: str, feed: int) -> None:
         """Joins ``feed`` in the room, answers Janus's offer and starts the stream.
 
         Each subscriber has a Janus session of its own, as each browser would.
         """
-        api = JanusApi(http, janus_url)
+        api = self._api = JanusApi(http, janus_url)
         await api.open()
         handle = await api.attach()
         body = {"request": "join", "ptype": "subscriber", "room": ROOM, "streams": [{"feed": feed}]}
@@ -340,7 +345,10 @@ class CountingSubscriber:
             return
 
     async def close(self) -> None:
-        """Closes the peer and its readers."""
+        """Closes the peer and its readers, and leaves Janus (its session destroyed)."""
         for task in self._readers:
             task.cancel()
         await self.pc.close()
+        if self._api is not None and self._api.session is not None:
+            await self._api.destroy()
+            self._api.session = None

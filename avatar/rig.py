@@ -57,8 +57,12 @@ PIVOT_BELOW_CHIN = 0.3  # idle roll pivots about the neck, in face heights below
 LID_BAND_PER_EYE_H = 0.9  # upper-lid skin that covers the eye in a blink, per eye opening
 BORDER_FADE_FRACTION = 0.08  # of the crop side, at each edge, over which every field fades out
 MIN_GAP_TO_CLOSE_PX = 1.0
-TEETH_RGB = (212.0, 202.0, 182.0)
-NOMINAL_SKIN_LUMA = 150.0  # skin brightness for which the colours above are right
+TEETH_PER_CHEEK = (0.70, 0.63, 0.72)
+"""Teeth RGB over cheek RGB (sRGB) where the photo shows no teeth of its own. Teeth in a talking
+mouth are lit by what gets past the lips: on GRID s1's parted-lip frames the brightest tenth of the
+inner-mouth pixels is 0.66 of the cheeks' luma (median of 217 frames, 20 training clips;
+``python -m lipstream.models.generator.teeth``). A fixed ivory brighter than the skin, used before,
+drew every /f v/ as a white band."""
 MIN_TEETH_GAP_PX = 4.0  # photo lip gap below which its teeth are too few pixels to sample
 MIN_TEETH_PIXELS = 40
 TEETH_BRIGHTEN = 1.05  # the sampled teeth include their own shading; the generator shades again
@@ -301,24 +305,27 @@ def photo_teeth_rgb(crop: np.ndarray, lm: np.ndarray, mf: MouthFrame) -> np.ndar
 def interior_colours(
     crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None = None
 ) -> np.ndarray:
-    """Teeth RGB (3,) scaled to the photo's skin brightness (cheeks).
+    """Teeth RGB (3,) for the /f v/ tuck.
 
-    ``teeth``, when the photo shows its own, replaces the default teeth colour.
+    The photo's own ``teeth`` where it shows some, else its cheeks' colour times
+    ``TEETH_PER_CHEEK``, so that they take the photo's exposure and white balance.
     """
+    if teeth is not None:
+        return np.clip(np.asarray(teeth, np.float32) * TEETH_BRIGHTEN, 0.0, 255.0)
+    skin = _cheek_pixels(crop, lm)
+    cheek = np.median(skin, axis=0) if len(skin) else np.full(3, 150.0, np.float32)
+    return np.clip(cheek * np.array(TEETH_PER_CHEEK, np.float32), 0.0, 255.0).astype(np.float32)
+
+
+def _cheek_pixels(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """``(K, 3)`` float32 RGB of 7x7 patches on both cheeks (landmarks 50, 280, 117, 346)."""
     cheeks = lm[[50, 280, 117, 346], :2].astype(int)
     n = crop.shape[0]
     patches = [
-        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)] for x, y in cheeks
+        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)].reshape(-1, 3)
+        for x, y in cheeks
     ]
-    skin = np.concatenate([p.reshape(-1, 3) for p in patches if p.size]).astype(np.float32)
-    luma = (
-        float(np.median(skin @ np.array([0.299, 0.587, 0.114], np.float32))) if skin.size else 150.0
-    )
-    exposure = float(np.clip(luma / NOMINAL_SKIN_LUMA, 0.6, 1.15))
-    colours = np.array(TEETH_RGB, np.float32) * exposure
-    if teeth is not None:
-        colours[:3] = np.clip(teeth * TEETH_BRIGHTEN, 0.0, 255.0)
-    return colours
+    return np.concatenate(patches).astype(np.float32)
 
 
 ATLAS_PATH = Path(__file__).resolve().parents[1] / "models" / "generator" / "interior_atlas.npz"
@@ -349,13 +356,7 @@ def interior_texture(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None)
     its own teeth, the atlas's teeth (its brightest texels) are pulled to their colour.
     """
     atlas = _atlas()
-    cheeks = lm[[50, 280, 117, 346], :2].astype(int)
-    n = crop.shape[0]
-    patches = [
-        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)].reshape(-1, 3)
-        for x, y in cheeks
-    ]
-    skin = np.median(_to_linear(np.concatenate(patches)), axis=0)
+    skin = np.median(_to_linear(_cheek_pixels(crop, lm)), axis=0)
     lin = atlas * skin
     if teeth is not None:
         luma = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 """Bumped whenever the files below change meaning; cached avatars of another version are rebuilt.
 
-7: the face view sits at even coordinates, on whole yuv420p chroma blocks."""
+7: the face view sits at even coordinates, on whole yuv420p chroma blocks.
+8: the /f v/ teeth colour follows the cheeks (`avatar/rig.py` `TEETH_PER_CHEEK`)."""
 
 MAX_OPEN = 0.15  # face heights; wider than GRID speakers open (~0.12); bounds the jaw field's rows
 MAX_WIDTH = 0.1  # face heights, either way

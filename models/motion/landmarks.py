@@ -150,17 +150,23 @@ def decode_clip(path: Path) -> ClipVideo:
 
 
 class MeshTracker:
-    """MediaPipe face mesh (478 points, refined lips/irises) in video mode, one face."""
+    """MediaPipe face mesh (478 points, refined lips/irises) in video mode, one face.
 
-    def __init__(self, static_image_mode: bool = False) -> None:
+    ``refine=False`` and ``confidence=0.3`` give the plain mesh (468 points, NaN-padded to 478)
+    that ``../shared/checks/shape_eval.py`` measures with.
+    """
+
+    def __init__(
+        self, static_image_mode: bool = False, refine: bool = True, confidence: float = 0.5
+    ) -> None:
         import mediapipe as mp
 
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
             max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=0.5,
-            min_tracking_confidence=0.5,
+            refine_landmarks=refine,
+            min_detection_confidence=confidence,
+            min_tracking_confidence=confidence,
         )
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
@@ -174,7 +180,7 @@ class MeshTracker:
             if not result.multi_face_landmarks:
                 continue
             lm = result.multi_face_landmarks[0].landmark
-            out[i] = [(p.x * width, p.y * height, p.z * width) for p in lm]
+            out[i, : len(lm)] = [(p.x * width, p.y * height, p.z * width) for p in lm]
         return out
 
     def close(self) -> None:

@@ -141,8 +141,8 @@ def test_tuck_shows_the_upper_teeth_over_the_lower_lip(renderers: dict[str, Rend
         rows = slice(int(cy - 0.03 * h), int(cy + 0.01 * h) + 1)
         rest = r.render_crop(_pose())[rows, cx - 2 : cx + 3].astype(float).mean(axis=(1, 2))
         tuck = r.render_crop(_pose(tuck=1.0))[rows, cx - 2 : cx + 3].astype(float).mean(axis=(1, 2))
-        # Teeth take the cheeks' light (TEETH_PER_CHEEK, 0.66 of their luma, as in GRID s1's mouths),
-        # so they stand out from the lips by less than a studio-white would.
+        # Teeth take the cheeks' light (TEETH_PER_CHEEK: 0.66 of their luma, as in GRID s1's
+        # mouths), so they stand out from the lips by less than a studio white would.
         assert (tuck - rest).max() > 15, (name, rest, tuck)  # teeth are brighter than the lips
 
 

@@ -56,6 +56,7 @@ from lipstream.models.motion.landmarks import (
     mouth_params_raw,
 )
 from lipstream.models.motion.metrics import lip_sync
+from lipstream.models.motion.posteriors import pitch_shift
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.pose import FramePose
 
@@ -179,10 +180,13 @@ def clip_result(
     workdir: Path,
     photo: Path | None = None,
     as_check: bool = False,
+    pitch_cents: int = 0,
 ) -> dict:
     """Every measure of one clip, per driver, plus the still-photo SSIM baseline.
 
-    With ``photo`` (another face) the SSIMs are left out; ``as_check``: see the module.
+    With ``photo`` (another face) the SSIMs are left out; ``as_check``: see the module;
+    ``pitch_cents`` moves the voice (sox ``pitch``: pitch and formants, timing kept), a stand-in for
+    a voice the motion model never heard against the real lips.
     """
     video = decode_clip(GRID_DIR / "s1" / f"{clip_id}.mp4")
     if as_check:
@@ -205,7 +209,7 @@ def clip_result(
     if still is not None and open_frames and photo is None:
         out["ssim_still"] = float(np.mean([ssim(still, real_crops[i]) for i in open_frames]))
     clock = MediaClock(fps=FPS)
-    audio = video.audio.astype(np.float32) / 32768.0
+    audio = pitch_shift(video.audio.astype(np.float32) / 32768.0, pitch_cents)
     for name in drivers:
         rows = drive(make_driver(name, clock, clip_id, len(audio)), audio, n, clock)
         gen_frames = render_frames(frames[first], rows, workdir / clip_id / name, photo)
@@ -291,6 +295,7 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, help="write a real-vs-rendered contact sheet here")
     parser.add_argument("--photo", type=Path, help="drive this face instead of each clip's own")
     parser.add_argument("--as-check", action="store_true", help="measure as shape_eval.py does")
+    parser.add_argument("--pitch-cents", type=int, default=0, help="move the voice (sox pitch)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     drivers = args.drivers.split(",")
@@ -299,7 +304,9 @@ def main() -> None:
     started = time.monotonic()
     results = []
     for clip_id in dev_ids:
-        res = clip_result(clip_id, drivers, args.workdir, args.photo, args.as_check)
+        res = clip_result(
+            clip_id, drivers, args.workdir, args.photo, args.as_check, args.pitch_cents
+        )
         logger.info("%s %s", clip_id, {d: res[d] for d in drivers})
         if args.sheet is not None and len(results) % 5 == 0:
             results.append(res)  # keeps frames of every 5th clip for the sheet

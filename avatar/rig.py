@@ -312,17 +312,17 @@ def interior_colours(
     """
     if teeth is not None:
         return np.clip(np.asarray(teeth, np.float32) * TEETH_BRIGHTEN, 0.0, 255.0)
-    skin = _cheek_pixels(crop, lm)
+    skin = cheek_pixels(crop, lm)
     cheek = np.median(skin, axis=0) if len(skin) else np.full(3, 150.0, np.float32)
     return np.clip(cheek * np.array(TEETH_PER_CHEEK, np.float32), 0.0, 255.0).astype(np.float32)
 
 
-def _cheek_pixels(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
+def cheek_pixels(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """``(K, 3)`` float32 RGB of 7x7 patches on both cheeks (landmarks 50, 280, 117, 346)."""
     cheeks = lm[[50, 280, 117, 346], :2].astype(int)
-    n = crop.shape[0]
+    h, w = image.shape[:2]
     patches = [
-        crop[max(y - 3, 0) : min(y + 4, n), max(x - 3, 0) : min(x + 4, n)].reshape(-1, 3)
+        image[max(y - 3, 0) : min(y + 4, h), max(x - 3, 0) : min(x + 4, w)].reshape(-1, 3)
         for x, y in cheeks
     ]
     return np.concatenate(patches).astype(np.float32)
@@ -356,7 +356,7 @@ def interior_texture(crop: np.ndarray, lm: np.ndarray, teeth: np.ndarray | None)
     its own teeth, the atlas's teeth (its brightest texels) are pulled to their colour.
     """
     atlas = _atlas()
-    skin = np.median(_to_linear(_cheek_pixels(crop, lm)), axis=0)
+    skin = np.median(_to_linear(cheek_pixels(crop, lm)), axis=0)
     lin = atlas * skin
     if teeth is not None:
         luma = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)

@@ -81,23 +81,29 @@ def measures(points: np.ndarray) -> np.ndarray:
     return np.stack([dist(13, 14) / eye, width / eye, dist(1, 152) / eye, dist(0, 17) / width], 1)
 
 
+def mouth_crop(frame: np.ndarray, centre: np.ndarray, half: float) -> np.ndarray | None:
+    """The 64x48 grey crop (float64) around ``centre``, None off the frame.
+
+    The issue's box: ``half`` (0.8 mouth widths) each side, 0.6 ``half`` above, 0.9 below.
+    """
+    x0, x1 = int(centre[0] - half), int(centre[0] + half)
+    y0, y1 = int(centre[1] - 0.6 * half), int(centre[1] + 0.9 * half)
+    h, w = frame.shape[:2]
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (CROP_W, CROP_H), interpolation=cv2.INTER_AREA).astype(float)
+
+
 def mouth_crops(frames: np.ndarray, points: np.ndarray) -> list[np.ndarray | None]:
-    """The 64x48 grey mouth crop of each frame (float64), None where no face or off the frame."""
+    """The mouth crop of each frame, centred on its own 61-291, None where no face or off it."""
     out: list[np.ndarray | None] = []
     for frame, pts in zip(frames, points, strict=False):
         if np.isnan(pts[0, 0]):
             out.append(None)
             continue
         a, b = pts[61, :2], pts[291, :2]
-        c, half = (a + b) / 2, 0.8 * float(np.linalg.norm(a - b))
-        x0, x1 = int(c[0] - half), int(c[0] + half)
-        y0, y1 = int(c[1] - 0.6 * half), int(c[1] + 0.9 * half)
-        h, w = frame.shape[:2]
-        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-            out.append(None)
-            continue
-        grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-        out.append(cv2.resize(grey, (CROP_W, CROP_H), interpolation=cv2.INTER_AREA).astype(float))
+        out.append(mouth_crop(frame, (a + b) / 2, 0.8 * float(np.linalg.norm(a - b))))
     return out
 
 
@@ -122,15 +128,18 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[m], b[m])[0, 1])
 
 
-def best_lag_ms(real: np.ndarray, gen: np.ndarray) -> float:
-    """Shift of ``gen`` (frames -> ms, positive = late) that maximises r with ``real``."""
+def best_lag_ms(
+    real: np.ndarray, gen: np.ndarray, max_lag: int = MAX_LAG_FRAMES, step_ms: float = 1000.0 / FPS
+) -> float:
+    """Shift of ``gen`` (steps -> ms, positive = late) that maximises r with ``real``."""
     n, best = len(real), (-2.0, 0)
-    for lag in range(-MAX_LAG_FRAMES, MAX_LAG_FRAMES + 1):
+    for lag in range(-max_lag, max_lag + 1):
         x, y = (real[: n - lag], gen[lag:]) if lag >= 0 else (real[-lag:], gen[: n + lag])
-        r = pearson(x, y)
+        m = min(len(x), len(y))
+        r = pearson(x[:m], y[:m])
         if np.isfinite(r) and r > best[0]:
             best = (r, lag)
-    return best[1] * 1000.0 / FPS
+    return best[1] * step_ms
 
 
 def h264_round_trip(frames: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from lipstream.models.motion.dataset import GRID_DIR
 from lipstream.models.motion.landmarks import LANDMARK_DIR, MeshTracker, decode_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from face_shape import CROP_H, CROP_W, ssim  # noqa: E402
+from face_shape import mouth_crop, ssim  # noqa: E402
 
 
 def read_video(path: Path) -> np.ndarray:
@@ -39,16 +39,6 @@ def read_video(path: Path) -> np.ndarray:
         if not ok:
             return np.stack(frames)
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-
-
-def mouth_crop(frame: np.ndarray, centre: np.ndarray, half: float) -> np.ndarray | None:
-    """The issue's 64x48 grey crop around ``centre`` (1.6 widths wide), None off the frame."""
-    x0, x1 = int(centre[0] - half), int(centre[0] + half)
-    y0, y1 = int(centre[1] - 0.6 * half), int(centre[1] + 0.9 * half)
-    if x0 < 0 or y0 < 0 or x1 > frame.shape[1] or y1 > frame.shape[0]:
-        return None
-    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (CROP_W, CROP_H), interpolation=cv2.INTER_AREA).astype(float)
 
 
 def open_boxes(points: np.ndarray) -> dict[int, tuple[np.ndarray, float]]:

@@ -5,17 +5,22 @@ For the first 20 GRID s1 dev clips (CC BY 4.0, Cooke et al. 2006): the lag, in 1
 original's; positive = the shifted audio is later. The pitch-moved voices stand in for other
 speakers against s1's real lips, so any lag here is a lag of the audio, not of the mouth.
 
-    OMP_NUM_THREADS=1 python bench/sox_pitch_delay.py [--cents -400,-200,250,450,700]
+    OMP_NUM_THREADS=1 python bench/sox_pitch_delay.py [--cents=-400,-200,250,450,700]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 from lipstream.models.motion.dataset import GRID_DIR, clip_ids, split_ids
 from lipstream.models.motion.landmarks import decode_clip
 from lipstream.models.motion.posteriors import pitch_shift
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from face_shape import best_lag_ms  # noqa: E402
 
 HOP = 160  # samples: 10 ms at 16 kHz
 MAX_LAG = 8  # hops
@@ -27,21 +32,6 @@ def envelope(audio: np.ndarray) -> np.ndarray:
     return np.log(np.sqrt((audio[: n * HOP].reshape(n, HOP) ** 2).mean(1)) + 1e-4)
 
 
-def best_lag_ms(original: np.ndarray, moved: np.ndarray) -> int:
-    """The shift of ``moved`` (ms, positive = later) with the highest r against ``original``."""
-    best = (-2.0, 0)
-    for lag in range(-MAX_LAG, MAX_LAG + 1):
-        if lag >= 0:
-            x, y = original[: len(original) - lag], moved[lag:]
-        else:
-            x, y = original[-lag:], moved[: len(moved) + lag]
-        n = min(len(x), len(y))
-        r = float(np.corrcoef(x[:n], y[:n])[0, 1])
-        if r > best[0]:
-            best = (r, lag)
-    return best[1] * 10
-
-
 def main() -> None:
     """Prints the mean and the per-clip lags for each shift."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,7 +41,8 @@ def main() -> None:
     audios = [decode_clip(GRID_DIR / "s1" / f"{c}.mp4").audio.astype(np.float32) / 32768.0
               for c in dev[:20]]  # fmt: skip
     for cents in (int(c) for c in args.cents.split(",")):
-        lags = [best_lag_ms(envelope(a), envelope(pitch_shift(a, cents))) for a in audios]
+        lags = [best_lag_ms(envelope(a), envelope(pitch_shift(a, cents)), MAX_LAG, 10.0)
+                for a in audios]  # fmt: skip
         print(f"{cents:+d} cents: mean {np.mean(lags):+.1f} ms, per clip {sorted(lags)}")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from lipstream.avatar.rig import cheek_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ ROWS, COLS = 12, 40
 T_SPAN = 0.95  # columns cover T in [-T_SPAN, T_SPAN]; the last bit to each corner is lip
 INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
-CHEEKS = (50, 280, 117, 346)
 PRIOR_FRAMES = 100  # a cell with fewer frames than this leans on its neighbour (``shrink``)
 EVERY_CLIP = 3  # every 3rd training clip is plenty: a cell averages hundreds of frames
 
@@ -51,14 +51,8 @@ def to_srgb(lin: np.ndarray) -> np.ndarray:
 
 
 def skin_linear(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
-    """Median linear RGB ``(3,)`` of 7x7 patches at the cheek landmarks ``CHEEKS``."""
-    h, w = image.shape[:2]
-    pts = lm[list(CHEEKS), :2].astype(int)
-    patches = [
-        image[max(y - 3, 0) : min(y + 4, h), max(x - 3, 0) : min(x + 4, w)].reshape(-1, 3)
-        for x, y in pts
-    ]
-    return np.median(_to_linear(np.concatenate(patches)), axis=0)
+    """Median linear RGB ``(3,)`` of the cheek patches (``avatar.rig.cheek_pixels``)."""
+    return np.median(_to_linear(cheek_pixels(image, lm)), axis=0)
 
 
 def sample_interior(image: np.ndarray, lm: np.ndarray) -> np.ndarray | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from lipstream.avatar.rig import cheek_pixels
 from lipstream.models.motion.dataset import GRID_DIR, clip_ids, split_ids
 from lipstream.models.motion.landmarks import LANDMARK_DIR, decode_clip
 
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178,
               88, 95)  # fmt: skip
-CHEEKS = (50, 280, 117, 346)
 MIN_OPEN = 0.08  # inner-lip opening over eye distance: the mouth is open enough to show teeth
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -34,11 +34,7 @@ def frame_colours(frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np
         return None
     luma = pixels @ LUMA
     teeth = pixels[luma >= np.percentile(luma, 90)].mean(0)
-    cheek = np.concatenate(
-        [frame[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4].reshape(-1, 3)
-         for x, y in points[list(CHEEKS), :2]]  # fmt: skip
-    ).astype(np.float32)
-    return teeth, np.median(cheek, 0)
+    return teeth, np.median(cheek_pixels(frame, points), 0)
 
 
 def main() -> None:

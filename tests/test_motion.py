@@ -13,6 +13,7 @@ from lipstream.models.motion.dataset import (
 )
 from lipstream.models.motion.landmarks import RAW_SHAPE_FIELDS, mouth_params_raw
 from lipstream.models.motion.metrics import lip_sync
+from lipstream.models.motion.posteriors import envelope_lag_samples
 from lipstream.models.motion.scripted import HOP_SAMPLES as HOP
 from lipstream.models.motion.scripted import ScriptedEncoder
 from lipstream.realtime.clock import MediaClock
@@ -212,3 +213,14 @@ def test_posteriors_are_cached_per_encoder(tmp_path, monkeypatch) -> None:  # ty
                         np.zeros(3 * 640, np.float32))  # fmt: skip
     with pytest.raises(FileNotFoundError):
         train.sequence_for(clip, "orig")
+
+
+@pytest.mark.parametrize("lag_ms", [-13, 0, 7, 16])
+def test_envelope_lag_finds_a_known_time_shift(lag_ms: int) -> None:
+    """``pitch_shift`` rolls sox's time shift back by this lag, so it must find a shift to 1 ms."""
+    rng = np.random.default_rng(lag_ms + 100)
+    n = 2 * 16_000
+    loudness = np.repeat(rng.uniform(0.0, 1.0, n // 800) ** 3, 800)  # 50 ms "syllables"
+    audio = (rng.standard_normal(n) * loudness).astype(np.float32)
+    moved = np.roll(audio, lag_ms * 16)
+    assert envelope_lag_samples(moved, audio) == lag_ms * 16

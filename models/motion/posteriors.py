@@ -1,16 +1,18 @@
 """Streaming-encoder posteriors of the GRID s1 audio, for fine-tuning the motion model.
 
 Besides the original audio, each clip is pitch- and formant-shifted with sox (``pitch`` keeps the
-duration, so the video targets stay aligned): the encoder's posteriors on those versions look more
-like its posteriors on other speakers, which keeps the motion model from trusting s1's exact output.
+duration; the few ms it moves speech are rolled back, so the video targets stay aligned), and sent
+once through a random live channel: the encoder's posteriors on those versions look more like its
+posteriors on other speakers and microphones, which keeps the motion model from trusting s1's exact
+output.
 
     OMP_NUM_THREADS=1 nice -n 10 python -m lipstream.models.motion.posteriors
-    python -m lipstream.models.motion.posteriors --variants down400,up700 --dev-only
+    python -m lipstream.models.motion.posteriors --variants down400,up700,chan_dev --dev-only
 
-The last two variants are never trained on: shifts outside the training ones, on the dev clips only,
-stand in for voices the motion model has not heard (``evaluate --source up700``).
-
-Channel variants also write ``<clip>.levels.npy``, the hop levels of the audio as heard.
+The last three variants are never trained on: shifts outside the training ones and another draw of
+channels, on the dev clips only, stand in for voices and microphones the motion model has not heard
+(``evaluate --source up700``). Channel variants also write ``<clip>.levels.npy``, the hop levels
+of the audio as heard.
 
 Writes ``<cache>/grid_posteriors_<md5[:8] of encoder.onnx>/<variant>/<clip>.npy``: ``(ceil(N /
 160), 40)`` float16 posteriors, the encoder run as in the live pipeline (20 ms chunks) plus
@@ -150,7 +152,7 @@ def main() -> None:
     from lipstream.realtime.encoder import StreamingPhonemeEncoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(PITCH_CENTS))
+    parser.add_argument("--variants", default=",".join([*PITCH_CENTS, "chan"]))
     parser.add_argument("--out", type=Path, default=POSTERIOR_DIR)
     parser.add_argument("--dev-only", action="store_true", help="only the dev clips (evaluation)")
     args = parser.parse_args()

@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..media.channel import Channel
 from ..media.ingest import pump_track
 from ..media.low_latency import decode_audio_on_arrival
+from ..media.peer import PeerConnection
 from ..media.session import AvatarSession
 from ..registry import CHANNEL_PATTERN, PLACEMENT_HEADER, RETRY_AFTER_S, RegistryError
 from ..state import ServerState
@@ -78,7 +79,7 @@ async def read_offer(request: web.Request) -> str:
 def new_peer_connection(state: ServerState) -> RTCPeerConnection:
     """A peer connection using the configured STUN/TURN servers."""
     servers = [RTCIceServer(**server) for server in server_ice_servers(state.options)]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
+    return PeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
 
 
 async def _answer(pc: RTCPeerConnection, offer_sdp: str) -> str:

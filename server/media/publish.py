@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..tasks import TaskOwner
 from .channel import Channel
+from .peer import PeerConnection
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class ChannelPublisher:
 
     async def _attempt(self) -> None:
         self.attempts += 1
-        pc = RTCPeerConnection()
+        pc = PeerConnection()
         tracks = self.channel.subscribe(pc, video=True, voice=True)
         resource: str | None = None
         try:

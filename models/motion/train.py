@@ -93,16 +93,14 @@ def sequence_for(clip: Clip, source: str) -> np.ndarray | None:
     return np.load(path).astype(np.float32) if path.exists() else None
 
 
-def levels_for(clip: Clip, source: str) -> np.ndarray:
+def levels_for(clip: Clip, source: str, recorded: np.ndarray) -> np.ndarray:
     """``(T, 1)`` hop levels (dBFS) of the audio ``source`` was made from.
 
     A channel variant (``posteriors.CHANNEL_SEEDS``) saved its own beside its posteriors (noise and
-    reverb change the level); the other sources keep the recording's level.
+    reverb change the level); the other sources keep the recording's, ``recorded``.
     """
     path = POSTERIOR_DIR / source / f"{clip.clip_id}.levels.npy"
-    if path.exists():
-        return np.load(path).astype(np.float32)[:, None]
-    return hop_levels_db(clip.audio)[:, None]
+    return np.load(path).astype(np.float32)[:, None] if path.exists() else recorded
 
 
 def build_examples(clips: list[Clip], sources: list[str], config: MotionConfig) -> Examples:
@@ -110,11 +108,12 @@ def build_examples(clips: list[Clip], sources: list[str], config: MotionConfig) 
     xs, ls, ys, vs, cs = [], [], [], [], []
     w, la = config.window_frames, config.lookahead_samples
     for ci, clip in enumerate(clips):
+        recorded = hop_levels_db(clip.audio)[:, None]
         for source in sources:
             seq = sequence_for(clip, source)
             if seq is None:
                 continue
-            levels = levels_for(clip, source)
+            levels = levels_for(clip, source, recorded)
             n = len(clip.targets)
             xs.append(windows(seq, n, w, la, sil_row()))
             ls.append(windows(levels, n, w, la, np.array([SILENCE_DB]))[..., 0])

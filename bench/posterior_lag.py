@@ -28,6 +28,9 @@ from lipstream.models.motion.dataset import SILENCE_DB, hop_levels_db, sil_row
 from lipstream.realtime.motion import MotionModel
 from lipstream.realtime.phonemes import PHONES, phoneme_posteriors
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from voice_lag import best_shift  # noqa: E402
+
 SETS = {
     "grid_s1_dev": "dev_grid",
     "vctk_dev": "dev_vctk",
@@ -46,22 +49,6 @@ def mouth_every_hop(model: MotionModel, phones: np.ndarray, levels: np.ndarray) 
     return model(seq[index], lev[index])
 
 
-def best_shift(reference: np.ndarray, moved: np.ndarray) -> tuple[float, float]:
-    """(lag in ms, + = ``moved`` later; r at that lag) of best correlation."""
-    n = len(reference)
-    corr = []
-    for s in range(-MAX_SHIFT, MAX_SHIFT + 1):
-        x, y = (reference[: n - s], moved[s:]) if s >= 0 else (reference[-s:], moved[: n + s])
-        corr.append(np.corrcoef(x, y)[0, 1])
-    c = np.nan_to_num(np.array(corr), nan=-1.0)
-    k, frac = int(np.argmax(c)), 0.0
-    if 0 < k < len(c) - 1:
-        y0, y1, y2 = c[k - 1 : k + 2]
-        curve = y0 - 2.0 * y1 + y2
-        frac = 0.5 * (y0 - y2) / curve if curve != 0 else 0.0
-    return (k - MAX_SHIFT + frac) * HOP_MS, float(c[k])
-
-
 def utterance_lag(model: MotionModel, audio: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Opening and width lag (and r) of the posterior-driven mouth against the label-driven one."""
     post = phoneme_posteriors(audio)[: len(labels)]
@@ -71,8 +58,8 @@ def utterance_lag(model: MotionModel, audio: np.ndarray, labels: np.ndarray) -> 
     levels[: len(measured)] = measured
     truth = mouth_every_hop(model, np.eye(len(PHONES), dtype=np.float32)[labels[:n]], levels)
     heard = mouth_every_hop(model, post, levels)
-    open_lag, open_r = best_shift(truth[:, 0], heard[:, 0])
-    width_lag, width_r = best_shift(truth[:, 1], heard[:, 1])
+    open_lag, open_r = best_shift(truth[:, 0], heard[:, 0], MAX_SHIFT, HOP_MS)
+    width_lag, width_r = best_shift(truth[:, 1], heard[:, 1], MAX_SHIFT, HOP_MS)
     return {"open_lag": open_lag, "open_r": open_r, "width_lag": width_lag, "width_r": width_r}
 
 

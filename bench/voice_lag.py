@@ -58,22 +58,31 @@ def loudness_db(speech: np.ndarray, n: int) -> np.ndarray:
     return np.maximum(db, db.max() - 50.0)
 
 
-def offset_ms(voice: np.ndarray, mouth: np.ndarray) -> float:
-    """Shift of best correlation, mouth against voice (+ = mouth later), in ms."""
-    n = min(len(voice), len(mouth))
-    shifts = range(-MAX_SHIFT, MAX_SHIFT + 1)
-    corr = np.array([
-        np.corrcoef(voice[: n - s], mouth[s:n])[0, 1] if s >= 0
-        else np.corrcoef(voice[-s:n], mouth[: n + s])[0, 1]
-        for s in shifts
-    ])  # fmt: skip
-    k = int(np.nanargmax(corr))
-    frac = 0.0
-    if 0 < k < len(corr) - 1:
-        y0, y1, y2 = corr[k - 1 : k + 2]
+def best_shift(
+    reference: np.ndarray, moved: np.ndarray, max_shift: int, step_ms: float
+) -> tuple[float, float]:
+    """(lag in ms, + = ``moved`` later; r there) of best correlation within +-``max_shift`` steps.
+
+    The whole-step peak is refined between steps by a parabola through it and its neighbours.
+    Shared with ``bench/posterior_lag.py``.
+    """
+    n = min(len(reference), len(moved))
+    corr = []
+    for s in range(-max_shift, max_shift + 1):
+        x, y = (reference[: n - s], moved[s:n]) if s >= 0 else (reference[-s:n], moved[: n + s])
+        corr.append(np.corrcoef(x, y)[0, 1])
+    c = np.nan_to_num(np.array(corr), nan=-1.0)
+    k, frac = int(np.argmax(c)), 0.0
+    if 0 < k < len(c) - 1:
+        y0, y1, y2 = c[k - 1 : k + 2]
         curve = y0 - 2.0 * y1 + y2
         frac = 0.5 * (y0 - y2) / curve if curve != 0 else 0.0
-    return (k - MAX_SHIFT + frac) * 1000.0 / FPS
+    return (k - max_shift + frac) * step_ms, float(c[k])
+
+
+def offset_ms(voice: np.ndarray, mouth: np.ndarray) -> float:
+    """Shift of best correlation, mouth against voice (+ = mouth later), in ms."""
+    return best_shift(voice, mouth, MAX_SHIFT, 1000.0 / FPS)[0]
 
 
 def main() -> None:

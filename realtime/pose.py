@@ -52,3 +52,16 @@ class FramePose:
     blink: float = 0.0
     head: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.float32))
     speaking: bool = False
+
+    def same_picture(self, other: FramePose | None) -> bool:
+        """Whether ``other`` renders to exactly this frame: same mouth, eyelids and head.
+
+        The frame index and the speech flag do not change a pixel. An idle avatar repeats its
+        pose for several frames (``realtime/idle.py``), and the renderer then reuses the picture.
+        """
+        return (
+            other is not None
+            and self.blink == other.blink
+            and np.array_equal(self.mouth, other.mouth)
+            and np.array_equal(self.head, other.head)
+        )

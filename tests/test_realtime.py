@@ -76,3 +76,20 @@ def test_idle_motion_blinks_every_few_seconds_and_sways_smoothly() -> None:
     head = np.array([head_at(t) for t in times])
     assert np.abs(np.diff(head, axis=0)).max() < 0.002  # no jumps between frames
     assert np.array_equal(head_at(12.34), head_at(12.34))
+
+
+def test_a_silent_avatar_repeats_its_picture_for_most_frames() -> None:
+    """Most silent frames repeat the last picture, so they need no render.
+
+    The sway moves in steps of at most 0.001 face heights (0.2 px on a 200 px face), held for
+    ``HEAD_STEP_S``.
+    """
+    fps = 25
+    poses = MotionPipeline(MediaClock(fps), LoudnessDriver(MediaClock(fps))).push(
+        np.zeros(16000 * 20, np.float32)
+    )
+    repeats = [b.same_picture(a) for a, b in zip(poses, poses[1:], strict=False)]
+    assert np.mean(repeats) > 0.6
+    head = np.array([p.head for p in poses])
+    steps = np.abs(np.diff(head, axis=0))
+    assert steps[:, :2].max() < 0.001 and steps[:, 2].max() < 0.0015

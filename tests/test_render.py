@@ -278,3 +278,34 @@ def test_composed_video_frame_is_the_whole_render_converted(renderers: dict[str,
         shifted = np.abs(composed[0][:, 1:].astype(int) - whole[0][:, :-1])
         assert shifted.max() > 2, name
 
+
+
+def test_composer_reuses_an_unchanged_picture_and_redraws_any_change(
+    renderers: dict[str, Renderer],
+) -> None:
+    """A repeated picture is not rendered again; any change of mouth, eyelids or head is.
+
+    An idle pose repeated (another frame index, the same picture) still gets a frame of its own.
+    """
+    from dataclasses import replace
+
+    from lipstream.server.media.frames import FrameComposer
+
+    renderer = renderers["closeup"]
+    composer = FrameComposer(renderer)
+    rest = _pose(0.0)
+    first = composer.frame(rest)
+    again = composer.frame(replace(rest, index=rest.index + 1, speaking=True))
+    assert composer.reused == 1 and again is not first
+    assert np.array_equal(first.to_ndarray(), again.to_ndarray())
+    changes = (
+        replace(rest, mouth=_pose(0.08).mouth),
+        replace(rest, blink=0.9),
+        replace(rest, head=np.array([0.004, 0.0, 0.0], np.float32)),
+    )
+    for changed in changes:
+        frame = composer.frame(changed)
+        assert composer.reused == 1
+        fresh = FrameComposer(renderer).frame(changed)
+        assert np.array_equal(frame.to_ndarray(), fresh.to_ndarray())
+        assert not np.array_equal(frame.to_ndarray(), first.to_ndarray())

@@ -70,17 +70,17 @@ class FrameComposer:
         self._luma_at = (slice(y0, y0 + view), slice(x0, x0 + view))
         self._chroma_at = (slice(y0 // 2, (y0 + view) // 2), slice(x0 // 2, (x0 + view) // 2))
         self._upscale = avatar.crop_px != view
-        background = _planes(_i420(avatar.frame), self._height, self._width)
         self._last_pose: FramePose | None = None
         # The last frame drawn: the background until the first pose, then only its view changes.
         self._last_planes = _planes(_i420(avatar.frame), self._height, self._width)
         self.reused = 0
         alpha = np.ones((view, view), np.float32) if avatar.alpha is None else avatar.alpha
         chroma_alpha = cv2.resize(alpha, (view // 2, view // 2), interpolation=cv2.INTER_AREA)
+        # Copies of the background under the view, taken before anything is drawn over it.
         self._blends = tuple(
-            (np.ascontiguousarray(plane[at]), weight, np.ascontiguousarray(1.0 - weight))
+            (np.array(plane[at]), weight, np.ascontiguousarray(1.0 - weight))
             for plane, at, weight in zip(
-                background,
+                self._last_planes,
                 (self._luma_at, self._chroma_at, self._chroma_at),
                 (alpha, chroma_alpha, chroma_alpha),
                 strict=True,

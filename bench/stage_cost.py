@@ -16,7 +16,9 @@ inflate it):
 Not in it: the event loop, thread hand-offs, ICE/UDP sends. ``bench/hot_path.py`` profiles the
 running server for those.
 
-    python -m bench.stage_cost [--seconds 20]
+    python -m bench.stage_cost [--seconds 20] [--silent]
+
+``--silent`` feeds a quiet room instead of speech (``bench/results/stage_cost_silent.json``).
 """
 
 from __future__ import annotations
@@ -103,6 +105,15 @@ class TimedEncoder:
         """
         self._clock.time("features", lambda: self._features.push(audio))
         return self._clock.time("phoneme_encoder", lambda: self._inner.push(audio))
+
+    def rehear(self) -> np.ndarray:
+        """The wrapped encoder's warm-up after a quiet stretch, charged as ``phoneme_encoder``."""
+        return self._clock.time("phoneme_encoder", self._inner.rehear)
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """The wrapped encoder's ``push_quiet`` (features only, no network), timed as ``push``."""
+        self._clock.time("features", lambda: self._features.push(audio))
+        return self._clock.time("phoneme_encoder", lambda: self._inner.push_quiet(audio))
 
 
 class TimedMotion:
@@ -265,10 +276,23 @@ def speech_packets(seconds: float) -> list[bytes]:
     return _opus_packets(speech[: int((seconds + FRAME_S * WARMUP_FRAMES) * SEND_RATE_HZ)])
 
 
-def measure(seconds: float) -> dict[str, object]:
-    """Runs ``seconds`` of real speech through the stages and summarises their cost."""
+ROOM_NOISE_DBFS = -60.0
+
+
+def silent_packets(seconds: float) -> list[bytes]:
+    """``seconds`` (after a warm-up) of a quiet room as packets: white noise at ``ROOM_NOISE_DBFS``.
+
+    A speaker who is listening sends this, and so does a voice agent during its user's turn.
+    """
+    samples = int((seconds + FRAME_S * WARMUP_FRAMES) * SEND_RATE_HZ)
+    noise = np.random.default_rng(0).standard_normal(samples) * 10 ** (ROOM_NOISE_DBFS / 20)
+    return _opus_packets(noise.astype(np.float32))
+
+
+def measure(seconds: float, silent: bool = False) -> dict[str, object]:
+    """Runs ``seconds`` of real speech (or of a quiet room) through the stages; their cost."""
     aiortc_tuning.apply()
-    packets = speech_packets(seconds)
+    packets = silent_packets(seconds) if silent else speech_packets(seconds)
     clock = StageClock()
     stages = ServerStages(clock)
     for start in range(0, len(packets) - PACKETS_PER_FRAME + 1, PACKETS_PER_FRAME):
@@ -279,7 +303,8 @@ def measure(seconds: float) -> dict[str, object]:
     return {
         "stages_us_per_frame": table,
         "frames": len(frames),
-        "speech_clips": SPEECH_CLIPS,
+        "speech_clips": 0 if silent else SPEECH_CLIPS,
+        "room_noise_dbfs": ROOM_NOISE_DBFS if silent else None,
         "sessions_per_core_at_25fps": round(1000 * FRAME_S / total_ms, 1),
     }
 
@@ -288,11 +313,13 @@ def main() -> None:
     """Prints the table and writes ``bench/results/stage_cost.json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--silent", action="store_true", help="a quiet room instead of speech")
     args = parser.parse_args()
     # As the server runs (server/http/app.py); it also keeps all of cv2's work on the timed thread.
     cv2.setNumThreads(1)
-    result = measure(args.seconds)
-    save("stage_cost", result, f"python -m bench.stage_cost --seconds {args.seconds:g}")
+    result = measure(args.seconds, args.silent)
+    name, flag = ("stage_cost_silent", " --silent") if args.silent else ("stage_cost", "")
+    save(name, result, f"python -m bench.stage_cost --seconds {args.seconds:g}{flag}")
 
 
 if __name__ == "__main__":

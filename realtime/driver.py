@@ -6,7 +6,7 @@ runs, and rendering offline does not import the web stack.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +44,19 @@ class MouthDriver(Protocol):
 
     def reset(self) -> None:
         """Forgets all audio, as if newly constructed."""
+        ...
+
+
+@runtime_checkable
+class RestsInSilence(Protocol):
+    """A driver that can skip its work for frames the pipeline will show at rest anyway."""
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """As ``MouthDriver.push``, but every frame it completes will be shown at rest.
+
+        The rows may be anything of the right shape; the driver must stay ready for the speech
+        that follows (``LearnedDriver.push_quiet``).
+        """
         ...
 
 

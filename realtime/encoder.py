@@ -7,6 +7,12 @@ arrived. Chunked and whole-utterance runs return the same posteriors. A model wh
 ``sphinx_mfcc`` also gets Sphinx cepstra (``sphinx_mfcc.py``) beside the log-mels; its pocketsphinx
 Gaussians are inside the ONNX graph. Not thread-safe: call one
 encoder from one thread (the session's single-thread executor).
+
+``push_quiet`` is for audio whose posteriors nobody will read (a stretch the VAD calls silence, where
+the mouth rests whatever the encoder says): it keeps the feature normalisers current but skips the
+network, which is most of the encoder's cost (``bench/stage_cost.py``). ``rehear`` then lets the
+network hear the last ``WARMUP_FRAMES`` feature frames again from a fresh state, and returns the
+posteriors it skipped of those, before the next ``push`` (``LearnedDriver`` does both).
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ MODEL_FILENAME = "encoder.onnx"
 CONTRACT_KEY = "lipstream_contract"
 STATE_INPUTS = ("conv1_state", "conv2_state", "gru_state")
 STATE_OUTPUTS = ("conv1_state_out", "conv2_state_out", "gru_state_out")
+WARMUP_FRAMES = 100
+"""Feature frames (1 s) the network re-hears after ``push_quiet``. Its GRUs remember long: on speech
+after 4 s of room noise, a 400 ms warm-up moved the mouth by up to 0.37 (r 0.965-0.9999 against a
+run that never stopped), 1 s by up to 0.09 (r 0.989-1.0). It costs one 5.5 ms run at the first
+frame of speech (``tests/test_encoder.py``)."""
 
 
 class ModelContractError(ValueError):
@@ -114,19 +125,45 @@ class StreamingPhonemeEncoder:
         self._features.reset()
         if self._sphinx is not None:
             self._sphinx.reset()
-        self._state = {k: np.zeros(s, np.float32) for k, s in self.contract.state_shapes.items()}
+        self._state = self._fresh_state()
         self._steps = 0
         self.frames_emitted = 0
+        self._recent = np.zeros((0, self._width), np.float32)  # the last WARMUP_FRAMES features
+        self._stale = False  # push_quiet skipped the network since its state was last advanced
 
     def push(self, audio: np.ndarray) -> np.ndarray:
         """16 kHz mono float32 (n,) -> posteriors of the frames now complete, (k, n_phones)."""
-        if audio.ndim != 1:
-            raise ValueError(f"expected mono (n,) float32 audio at 16 kHz, got shape {audio.shape}")
-        audio = audio.astype(np.float32, copy=False)
-        feats = self._features.push(audio)
-        if self._sphinx is not None:
-            feats = np.concatenate([feats, self._sphinx.push(audio)], axis=1)
-        return self._run(feats)
+        return self._run(self._features_of(audio))
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """As ``push``, for audio whose posteriors will not be read: silence rows, no network.
+
+        Returns as many rows as ``push`` would, each certain of SIL, so the caller's frame count
+        runs on. ``rehear`` (or else the next ``push``) warms the network up again.
+        """
+        feats = self._features_of(audio)
+        self._remember(feats)
+        self._stale = True
+        out = np.zeros((self._count(len(feats)), len(self.contract.phones)), np.float32)
+        out[:, self.contract.phones.index("SIL")] = 1.0
+        return out
+
+    def rehear(self) -> np.ndarray:
+        """After ``push_quiet``: the network re-hears the last ``WARMUP_FRAMES`` feature frames.
+
+        Returns the posteriors of the latest frames it gave as SIL rows, as many as that warm-up
+        resolves (``WARMUP_FRAMES`` less the look-ahead, and no more than were emitted), oldest
+        first, for the caller to put in their place; empty when nothing was skipped.
+        """
+        if not self._stale:
+            return np.zeros((0, len(self.contract.phones)), np.float32)
+        self._state = self._fresh_state()
+        self._stale = False
+        if len(self._recent) == 0:
+            return np.zeros((0, len(self.contract.phones)), np.float32)
+        # Output j is the posterior of feature frame j - L; the first L only heard zero context.
+        resolved = self._advance(self._recent)[self.contract.lookahead_frames :]
+        return resolved[max(0, len(resolved) - self.frames_emitted) :]
 
     def flush(self) -> np.ndarray:
         """End of an offline utterance: emit the last ``lookahead_frames`` frames.
@@ -135,18 +172,49 @@ class StreamingPhonemeEncoder:
         (for the Sphinx cepstra too: their last 3 frames stay unseen, as in training's padding).
         A live stream never calls this.
         """
-        width = self.contract.features.n_mels + (N_SPHINX_FEATURES if self._sphinx is not None else 0)
-        pad = np.zeros((self.contract.lookahead_frames, width), np.float32)
+        pad = np.zeros((self.contract.lookahead_frames, self._width), np.float32)
         return self._run(pad)
+
+    @property
+    def _width(self) -> int:
+        return self.contract.features.n_mels + (N_SPHINX_FEATURES if self._sphinx is not None else 0)
+
+    def _fresh_state(self) -> dict[str, np.ndarray]:
+        return {k: np.zeros(s, np.float32) for k, s in self.contract.state_shapes.items()}
+
+    def _features_of(self, audio: np.ndarray) -> np.ndarray:
+        """The model's input rows for ``audio``: log-mels, then Sphinx cepstra where it reads them."""
+        if audio.ndim != 1:
+            raise ValueError(f"expected mono (n,) float32 audio at 16 kHz, got shape {audio.shape}")
+        audio = audio.astype(np.float32, copy=False)
+        feats = self._features.push(audio)
+        if self._sphinx is not None:
+            feats = np.concatenate([feats, self._sphinx.push(audio)], axis=1)
+        return feats
+
+    def _remember(self, feats: np.ndarray) -> None:
+        if len(feats):
+            self._recent = np.concatenate([self._recent, feats])[-WARMUP_FRAMES:]
+
+    def _advance(self, feats: np.ndarray) -> np.ndarray:
+        """Runs the network over ``feats`` from its state; (T, n_phones) outputs, state advanced."""
+        inputs = {"feats": feats[None], **self._state}
+        post, *states = self._session.run(["posteriors", *STATE_OUTPUTS], inputs)
+        self._state = dict(zip(STATE_INPUTS, states, strict=True))
+        return post[0]
+
+    def _count(self, rows: int) -> int:
+        """Posterior frames that ``rows`` more feature frames complete (the first L never do)."""
+        skip = min(rows, max(0, self.contract.lookahead_frames - self._steps))
+        self._steps += rows
+        self.frames_emitted += rows - skip
+        return rows - skip
 
     def _run(self, feats: np.ndarray) -> np.ndarray:
         if feats.shape[0] == 0:
             return np.zeros((0, len(self.contract.phones)), np.float32)
-        inputs = {"feats": feats[None], **self._state}
-        post, *states = self._session.run(["posteriors", *STATE_OUTPUTS], inputs)
-        self._state = dict(zip(STATE_INPUTS, states, strict=True))
-        skip = max(0, self.contract.lookahead_frames - self._steps)
-        self._steps += feats.shape[0]
-        out = post[0, skip:]
-        self.frames_emitted += out.shape[0]
-        return out
+        self.rehear()
+        self._remember(feats)
+        post = self._advance(feats)
+        emitted = self._count(len(feats))
+        return post[len(feats) - emitted :]

@@ -80,6 +80,14 @@ class PosteriorEncoder(Protocol):
         """``(n,)`` float32 16 kHz -> ``(k, len(PHONES))`` float32 posteriors, 100 Hz, in order."""
         ...
 
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """As ``push`` for audio whose posteriors will not be read; may return SIL rows cheaply."""
+        ...
+
+    def rehear(self) -> np.ndarray:
+        """After ``push_quiet``: posteriors for the latest SIL rows it gave, oldest first."""
+        ...
+
     def reset(self) -> None:
         """Forgets all audio."""
         ...
@@ -237,11 +245,34 @@ class LearnedDriver:
         are its posteriors read: one encoder run per frame rather than per 20 ms packet halves its
         cost (onnxruntime's fixed ~0.25 ms a run), and chunking does not change what it outputs.
         """
+        windows, window_levels = self._take(audio, quiet=False)
+        rows = self._motion(windows, window_levels)
+        self._trim()
+        return rows
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """As ``push``, when the caller will show every frame this call completes at rest.
+
+        ``MotionPipeline`` calls it while the VAD hears no speech in any of those frames (its
+        gate shuts the mouth then, whatever the driver says): the encoder keeps its features
+        current but skips its network (``StreamingPhonemeEncoder.push_quiet``), the motion model
+        does not run, and the frames come back at rest. Their windows still hold SIL rows in
+        place of the skipped posteriors, which the next frames' windows may reach back into.
+        """
+        windows, _ = self._take(audio, quiet=True)
+        self._trim()
+        return np.zeros((len(windows), N_MOUTH_PARAMS), np.float32)
+
+    def _take(self, audio: np.ndarray, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Hands the audio to the encoder when a frame can be made; the windows now ready."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         self._samples_seen += len(audio)
         self._unencoded.append(audio)
         if self._clock.frames_ready(self._samples_seen, self.lookahead_samples) > self._next_frame:
-            new = self._encoder.push(np.concatenate(self._unencoded))
+            if not quiet:
+                self._restore_skipped()
+            push = self._encoder.push_quiet if quiet else self._encoder.push
+            new = push(np.concatenate(self._unencoded))
             self._unencoded = []
             if len(new):
                 self._posteriors = np.concatenate([self._posteriors, new.astype(np.float32)])
@@ -249,10 +280,14 @@ class LearnedDriver:
         levels = hop_levels_db(pending)
         self._partial_hop = pending[len(levels) * HOP_SAMPLES :]
         self._levels = np.concatenate([self._levels, levels])
-        windows, window_levels = self._ready_windows()
-        rows = self._motion(windows, window_levels)
-        self._trim()
-        return rows
+        return self._ready_windows()
+
+    def _restore_skipped(self) -> None:
+        """Puts the posteriors of a quiet stretch's last frames where its SIL rows stood."""
+        heard = self._encoder.rehear()
+        keep = min(len(heard), len(self._posteriors))
+        if keep:
+            self._posteriors[len(self._posteriors) - keep :] = heard[len(heard) - keep :]
 
     def _ready_windows(self) -> tuple[np.ndarray, np.ndarray]:
         contract = self._motion.contract

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .clock import MediaClock
-from .driver import MouthDriver
+from .driver import MouthDriver, RestsInSilence
 from .idle import blink_at, head_at
 from .pose import FramePose
 from .vad import VoiceActivity
@@ -49,11 +49,25 @@ class MotionPipeline:
         return self._samples_seen
 
     def push(self, audio: np.ndarray) -> list[FramePose]:
-        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames it completed."""
+        """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames it completed.
+
+        When the gate is shut and the VAD heard no speech in any frame this call can complete
+        (their spans and hang-over), every one of them rests whatever the driver says, so a driver
+        that can (``RestsInSilence``) is told to skip its work: a silent speaker, such as a voice
+        agent during its user's turn, then costs no encoder or motion model.
+        """
         self._samples_seen += len(audio)
         self._vad.push(audio)
+        first_start = self.clock.frame_start(self._next_frame)
+        resting = self._speech_gain == 0.0 and not self._vad.is_speech(
+            first_start, self._samples_seen
+        )
+        if resting and isinstance(self._driver, RestsInSilence):
+            rows = self._driver.push_quiet(audio)
+        else:
+            rows = self._driver.push(audio)
         poses = []
-        for mouth in self._driver.push(audio):
+        for mouth in rows:
             poses.append(self._pose(self._next_frame, mouth))
             self._next_frame += 1
         return poses

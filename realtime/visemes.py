@@ -125,7 +125,21 @@ class PosteriorTap:
 
     def push(self, audio: np.ndarray) -> np.ndarray:
         """See ``PosteriorEncoder.push``; keeps the output."""
-        out = self._encoder.push(audio)
+        return self._keep(self._encoder.push(audio))
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """See ``PosteriorEncoder.push_quiet``; keeps its silence rows (the events say "sil")."""
+        return self._keep(self._encoder.push_quiet(audio))
+
+    def rehear(self) -> np.ndarray:
+        """See ``PosteriorEncoder.rehear``; its rows replace the kept silence rows."""
+        heard = self._encoder.rehear()
+        keep = min(len(heard), len(self._kept))
+        if keep:
+            self._kept[len(self._kept) - keep :] = heard[len(heard) - keep :]
+        return heard
+
+    def _keep(self, out: np.ndarray) -> np.ndarray:
         if len(out):
             self._kept = np.concatenate([self._kept, out.astype(np.float32)])
             drop = len(self._kept) - POSTERIOR_KEEP

@@ -137,6 +137,33 @@ class TestShippedEncoder:
         assert whole.shape == (audio.size // HOP_SAMPLES, len(PHONES))
         np.testing.assert_allclose(chunked, whole, atol=1e-4)
 
+    def test_quiet_audio_skips_the_network_and_rehearing_restores_it(self) -> None:
+        """``push_quiet`` gives as many rows as ``push``, all SIL; ``rehear`` then recovers them.
+
+        Shorter than ``WARMUP_FRAMES`` from the stream's start, the warm-up re-hears everything the
+        network ever heard, so what it restores and all that follows equal a run that never
+        stopped.
+        """
+        audio = np.concatenate([np.zeros(SR // 2, np.float32), _speechlike(0.3, seed=6)])
+        packet, quiet_until = 320, SR // 2
+        self.encoder.reset()
+        steady = _chunked(self.encoder.push, audio, [packet])
+        self.encoder.reset()
+        skipped = _chunked(self.encoder.push_quiet, audio[:quiet_until], [packet])
+        assert self.encoder.frames_emitted == len(skipped) == quiet_until // HOP_SAMPLES - 5
+        assert np.all(skipped.argmax(axis=1) == PHONES.index("SIL")) and np.all(skipped.max(1) == 1)
+        restored = self.encoder.rehear()
+        assert len(restored) == len(skipped) and len(self.encoder.rehear()) == 0
+        after = _chunked(self.encoder.push, audio[quiet_until:], [packet])
+        np.testing.assert_allclose(np.concatenate([restored, after]), steady, atol=1e-4)
+
+    def test_rehearing_is_limited_to_the_warm_up(self) -> None:
+        """After a long quiet stretch only the last ``WARMUP_FRAMES`` less the look-ahead return."""
+        self.encoder.reset()
+        _chunked(self.encoder.push_quiet, np.zeros(3 * SR, np.float32), [320])
+        lookahead = self.encoder.contract.lookahead_frames
+        assert len(self.encoder.rehear()) == enc_mod.WARMUP_FRAMES - lookahead
+
     def test_lookahead_delay(self) -> None:
         self.encoder.reset()
         got = self.encoder.push(np.zeros(HOP_SAMPLES * 10, np.float32))

@@ -9,6 +9,8 @@ from lipstream.realtime.idle import blink_at, head_at
 from lipstream.realtime.loudness import LoudnessDriver
 from lipstream.realtime.pipeline import MotionPipeline
 
+from tests.conftest import Speech
+
 SR = 16_000
 
 
@@ -93,3 +95,53 @@ def test_a_silent_avatar_repeats_its_picture_for_most_frames() -> None:
     head = np.array([p.head for p in poses])
     steps = np.abs(np.diff(head, axis=0))
     assert steps[:, :2].max() < 0.001 and steps[:, 2].max() < 0.0015
+
+
+def test_a_silent_speaker_costs_no_encoder_or_motion_model_and_moves_the_same(
+    speech: Speech,
+) -> None:
+    """While the VAD hears no speech the learned driver skips its networks; the face is the same.
+
+    The gaps between the sentences go through ``push_quiet`` (no encoder network, no motion
+    model). The mouth follows the sentences as a driver that never skips does: after 2 s of
+    silence the 1 s warm-up leaves the encoder's memory close to an unbroken run's.
+    """
+    from lipstream.realtime.encoder import StreamingPhonemeEncoder
+    from lipstream.realtime.motion import LearnedDriver
+
+    class CountingEncoder(StreamingPhonemeEncoder):
+        quiet = loud = 0
+
+        def push(self, audio: np.ndarray) -> np.ndarray:
+            self.loud += 1
+            return super().push(audio)
+
+        def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+            self.quiet += 1
+            return super().push_quiet(audio)
+
+    class Unbroken:  # the same driver without ``push_quiet``: the pipeline never skips
+        def __init__(self, driver: LearnedDriver) -> None:
+            self.push, self.reset = driver.push, driver.reset
+            self.lookahead_samples = driver.lookahead_samples
+            self.lips_lag_samples = driver.lips_lag_samples
+
+    audio = speech.samples[::3].copy()  # 48 kHz -> 16 kHz (espeak has nothing above 8 kHz)
+    clock = MediaClock(25)
+    encoder = CountingEncoder()
+    mouths = {}
+    for name, driver in (
+        ("skipping", LearnedDriver(clock, encoder)),
+        ("unbroken", Unbroken(LearnedDriver(clock))),
+    ):
+        pipeline = MotionPipeline(clock, driver)  # type: ignore[arg-type]
+        poses = [p for i in range(0, len(audio), 320) for p in pipeline.push(audio[i : i + 320])]
+        mouths[name] = np.array([p.mouth for p in poses])
+    spoken_s = sum(end - start for start, end in speech.speech_spans_s)
+    silent_s = len(audio) / SR - spoken_s
+    assert encoder.quiet > 0.6 * silent_s / 0.04  # most frames of the gaps, as runs per frame
+    assert encoder.loud < 1.2 * spoken_s / 0.04 + 30
+    skipping, unbroken = mouths["skipping"], mouths["unbroken"]
+    assert skipping.shape == unbroken.shape
+    for column in range(3):  # open, width, jaw
+        assert np.corrcoef(skipping[:, column], unbroken[:, column])[0, 1] > 0.98

@@ -34,3 +34,11 @@ class ScriptedEncoder:
         out = self.posteriors[self._emitted : ready]
         self._emitted = max(self._emitted, ready)
         return out
+
+    def push_quiet(self, audio: np.ndarray) -> np.ndarray:
+        """As ``push``: a replay has no network to skip."""
+        return self.push(audio)
+
+    def rehear(self) -> np.ndarray:
+        """Nothing to restore: ``push_quiet`` replayed the real posteriors."""
+        return self.posteriors[:0]

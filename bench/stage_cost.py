@@ -10,7 +10,8 @@ inflate it):
 - the motion pipeline: log-mel features, phoneme encoder, motion model, and the rest (VAD, mouth
   gating, idle motion, driver bookkeeping);
 - render: the generator on the face crop, then composing the yuv420p frame;
-- VP8 encode (aiortc's encoder, with lipstream's bitrate cap) and Opus encode of the returned voice;
+- VP8 encode (aiortc's encoder, with lipstream's bitrate cap), and the returned voice: the client's
+  Opus packets passed on, as the server does (``opus_encode`` codes only what was not a packet);
 - SRTP protect of every RTP packet sent (libsrtp, as aiortc calls it).
 
 Not in it: the event loop, thread hand-offs, ICE/UDP sends. ``bench/hot_path.py`` profiles the
@@ -49,6 +50,7 @@ from lipstream.realtime.render import Renderer
 from lipstream.server.media import aiortc_tuning
 from lipstream.server.media.frames import FrameComposer
 from lipstream.server.media.ingest import AudioFrontEnd
+from lipstream.server.media.low_latency import OpusPacket, opus_packet_of
 from pylibsrtp import Policy, Session
 
 from bench.lipsync import real_speech
@@ -194,6 +196,7 @@ class ServerStages:
         for packet in packets:
             decoded = self.clock.time("opus_decode", lambda p=packet: self._decode(p))
             for frame in decoded:
+                frame.opaque = OpusPacket(packet)  # as the server's reader tags it
                 converted = self.clock.time("resample", lambda f=frame: self._front_end.convert(f))
                 voice += converted.voice
                 poses = self.clock.time(
@@ -207,12 +210,18 @@ class ServerStages:
             payloads, _ = self.clock.time("vp8_encode", lambda: self._vp8.encode(video))
             self._protect(payloads)
         for frame in voice:
-            frame.pts, self._voice_pts = self._voice_pts, self._voice_pts + frame.samples
-            payloads, _ = self.clock.time(
-                "opus_encode", lambda f=frame: self._voice_encoder.encode(f)
-            )
+            payloads = self.clock.time("opus_encode", lambda f=frame: self._voice_out(f))
             self._protect(payloads)
         self.clock.end_frame()
+
+    def _voice_out(self, frame: av.AudioFrame) -> list[bytes]:
+        """The returned voice's payloads: the client's packet passed on, as ``VoiceTrack`` does."""
+        pts, self._voice_pts = self._voice_pts, self._voice_pts + frame.samples
+        packet = opus_packet_of(frame)
+        if packet is not None:
+            return [packet.payload]
+        frame.pts, frame.time_base = pts, Fraction(1, 48_000)
+        return self._voice_encoder.encode(frame)[0]
 
     def _decode(self, packet: bytes) -> list[av.AudioFrame]:
         return self._decoder.decode(JitterFrame(packet, 0))  # type: ignore[return-value]

@@ -136,3 +136,25 @@ def test_voice_goes_out_as_mono_opus_as_faithful_as_aiortcs() -> None:
     assert np.array_equal(tuned[:, 0], tuned[:, 1])
     distances = [_spectral_distance(pcm[:, 0], voice) for pcm in (shipped, tuned)]
     assert distances[1] <= distances[0] + 0.5, distances
+
+
+def test_coded_voice_and_passed_through_packets_share_one_timeline() -> None:
+    """The voice encoder times its packets by the frames' pts, as ``pack`` times a client's packet,
+    so a stream that switches between the two (silence coded here, speech passed through) keeps
+    its RTP timestamps continuous, also for a viewer whose sender starts mid-stream."""
+    encoder = aiortc_tuning.VoiceEncoder()
+    stamps = []
+    for index in range(50, 56):  # a viewer that joins at the channel's 50th voice frame
+        pts = 960 * index
+        if index in (52, 53):
+            packet = av.Packet(b"\xfc\xff\xfe")  # any client packet: passed on as it is
+            packet.pts, packet.time_base = pts, Fraction(1, 48_000)
+            stamps.append(encoder.pack(packet)[1])
+            continue
+        silent = np.zeros((1, 1920), np.int16)
+        frame = AudioFrame.from_ndarray(silent, format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48_000, pts, Fraction(1, 48_000)
+        payloads, stamp = encoder.encode(frame)
+        assert payloads
+        stamps.append(stamp)
+    assert stamps == [960 * index for index in range(50, 56)]

@@ -6,6 +6,7 @@ AudioInbox, SilenceFiller, PcmPlayout, pump_track and the outgoing tracks with s
 from __future__ import annotations
 
 import asyncio
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -228,3 +229,47 @@ async def test_pump_track_stops_when_the_session_closes() -> None:
     await asyncio.sleep(0.1)
     session.closed.set()
     assert await asyncio.wait_for(pumping, DEADLINE_S) == "the session closed"
+
+
+async def test_a_voice_frame_decoded_from_a_client_packet_goes_back_out_as_that_packet() -> None:
+    """A client's voice goes back out as the packets it sent; other voice stays frames.
+
+    The receive buffer keeps each payload by RTP timestamp, the reader tags the decoded frame with
+    it, and the voice track queues the packet itself on the track's own continuous pts. Untagged
+    frames (silence, WebSocket PCM, hushed voice) stay frames for the sender to code.
+    """
+    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+    from aiortc.rtp import RtpPacket
+    from lipstream.server.media import low_latency
+
+    class Received(FakeTrack):
+        pass
+
+    track = Received(0)
+    buffer = low_latency.ImmediateAudioBuffer()
+    low_latency._buffers[track] = buffer  # noqa: SLF001  (decode_audio_on_arrival does this)
+    encoder, decoder = OpusEncoder(), OpusDecoder()
+    voice = VoiceTrack()
+    listener = voice.subscribe()
+    sent = []
+    for index in range(3):
+        tone = (3000 * np.sin(np.arange(960) * 0.05 * (index + 1))).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48_000, 960 * index, Fraction(1, 48_000)
+        payload = encoder.encode(frame)[0][0]
+        rtp = RtpPacket(payload_type=111, sequence_number=index, timestamp=7000 + 960 * index)
+        rtp._data = payload  # noqa: SLF001  (what aiortc's depayloader sets)
+        _, jitter_frame = buffer.add(rtp)
+        jitter_frame.timestamp -= 7000  # aiortc's receiver maps the stream to start at 0
+        (decoded,) = decoder.decode(jitter_frame)
+        low_latency.tag_with_opus_packet(track, decoded)
+        sent.append(payload)
+        voice.publish(decoded)
+    voice.publish(silence(0.02))
+    out = [await listener.recv() for _ in range(4)]
+    assert [bytes(item) for item in out[:3]] == sent
+    assert all(isinstance(item, av.Packet) for item in out[:3])
+    assert isinstance(out[3], av.AudioFrame)
+    assert [item.pts for item in out] == [0, 960, 1920, 2880]
+    assert buffer.payload_at(0) is None  # each payload is handed out once
+    voice.stop()

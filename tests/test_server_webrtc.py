@@ -122,3 +122,34 @@ async def test_frame_timeline_lines_up_with_what_the_client_received(server: str
         assert 0 < min(delays) and max(delays) < 0.5, "received frames must map to rendered ones"
     finally:
         await client.close()
+
+
+async def test_the_speaker_hears_back_the_opus_packets_it_sent(
+    server: str, speech: Speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The returned voice is the client's own Opus, not a second coding of it.
+
+    This client codes stereo packets (aiortc's own encoder; the server codes its voice mono, TOC
+    stereo bit 0, ``aiortc_tuning.VoiceEncoder``), so stereo packets coming back are its own.
+    """
+    import aiortc.codecs
+    from aiortc.codecs.opus import OpusEncoder
+
+    monkeypatch.setattr(aiortc.codecs, "OpusEncoder", OpusEncoder)  # whatever other tests applied
+    speaker = WebRtcClient(server, keep_frames=False)
+    await speaker.publish(speech.samples[: 4 * 48_000], "?channel=passthrough")
+    stereo_bits: list[bool] = []
+    (receiver,) = [t.receiver for t in speaker.pc.getTransceivers() if t.kind == "audio"]
+    buffer = receiver._RTCRtpReceiver__jitter_buffer  # noqa: SLF001  (no public hook on RTP)
+    original_add = buffer.add
+
+    def add(packet):  # type: ignore[no-untyped-def]
+        stereo_bits.append(bool(packet._data[0] & 0x04))  # noqa: SLF001  (RFC 6716 3.1 TOC)
+        return original_add(packet)
+
+    buffer.add = add
+    try:
+        await until(lambda: len(stereo_bits) >= 100, 20.0, "100 voice packets back")
+        assert np.mean(stereo_bits) > 0.9
+    finally:
+        await speaker.close()

@@ -34,7 +34,9 @@ import av
 import numpy as np
 from aiortc import rtp
 from aiortc.codecs import h264, opus, vpx
+from aiortc.mediastreams import convert_timebase
 from av import AudioFrame, AudioResampler
+from av.frame import Frame
 
 MAX_VIDEO_BITRATE_BPS = 800_000
 VP8_OPTIONS = {"noise-sensitivity": "0", "static-thresh": "500"}
@@ -95,7 +97,12 @@ class _AvForVpx:
 
 
 class VoiceEncoder(opus.OpusEncoder):
-    """aiortc's Opus encoder, coding the voice as the mono speech it is (module docstring, 5)."""
+    """aiortc's Opus encoder, coding the voice as the mono speech it is (module docstring, 5).
+
+    Its RTP timestamps are the frames' own pts, as ``pack`` gives a passed-through client packet's
+    (``tracks.VoiceTrack``). aiortc's ``encode`` counts from the first packet it coded, which
+    would make the stream's timestamps jump where coded frames and passed-through packets meet.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,6 +122,21 @@ class VoiceEncoder(opus.OpusEncoder):
             rate=opus.SAMPLE_RATE,
             frame_size=opus.SAMPLES_PER_FRAME,
         )
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """The coded packets, timed by the frame's pts instead of since the first packet coded.
+
+        A packet is coded once its 20 ms have come in, so the first packet returned starts that
+        many packets before the end of ``frame``. (aiortc's own count also slips where the input
+        pts jumps, as a channel's voice does when a passed-through stretch ends.)
+        """
+        payloads, timestamp = super().encode(frame, force_keyframe)
+        if not (payloads and isinstance(frame, AudioFrame)) or frame.pts is None:
+            return payloads, timestamp
+        if frame.time_base is None:
+            return payloads, timestamp
+        end = convert_timebase(frame.pts, frame.time_base, opus.TIME_BASE) + frame.samples
+        return payloads, end - len(payloads) * opus.SAMPLES_PER_FRAME
 
 
 def apply() -> None:

@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lipstream.realtime.clock import SAMPLE_RATE_HZ
 
 from ..tasks import TaskOwner
+from .low_latency import tag_with_opus_packet
 from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
             frame = await track.recv()
             if not isinstance(frame, av.AudioFrame):
                 raise TypeError(f"an audio track gave {type(frame).__name__}")
+            tag_with_opus_packet(track, frame)
             inbox.put(frame)
     except MediaStreamError:
         inbox.ended = "the client's audio track ended"

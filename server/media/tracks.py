@@ -16,6 +16,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .low_latency import opus_packet_of
+
 VIDEO_CLOCK_HZ = 90_000  # RTP video clock
 VOICE_RATE_HZ = 48_000
 VOICE_LAYOUT = "stereo"  # what aiortc's Opus decoder produces, so received frames pass as they are
@@ -64,13 +66,22 @@ class VoiceTrack(MediaStreamTrack):
 
     Each consumer should take its own ``subscribe()`` track: every queue holds at most
     ``VOICE_QUEUE_FRAMES`` and drops its oldest frame when a consumer falls that far behind.
+
+    A frame decoded from a client's Opus packet (``low_latency.tag_with_opus_packet``) goes out as
+    that packet (aiortc's sender packs an ``av.Packet`` as it is): the listener hears the voice as
+    the client coded it, and the server saves an Opus encode (0.45 ms a video frame,
+    ``bench/stage_cost.py``) and its thread hop. Silence, hushed voice and PCM from the WebSocket
+    ingest are frames, which the sender encodes (``aiortc_tuning.VoiceEncoder``, on the same
+    timestamps).
     """
 
     kind = "audio"
 
     def __init__(self, source: VoiceTrack | None = None) -> None:
         super().__init__()
-        self._queue: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(VOICE_QUEUE_FRAMES)
+        self._queue: asyncio.Queue[av.AudioFrame | av.Packet | None] = asyncio.Queue(
+            VOICE_QUEUE_FRAMES
+        )
         self._next_pts = 0
         self._source = source
         self._subscribers: set[VoiceTrack] = set()
@@ -83,22 +94,27 @@ class VoiceTrack(MediaStreamTrack):
         return track
 
     def publish(self, frame: av.AudioFrame) -> None:
-        """Queues a 48 kHz s16 stereo frame here and in every subscriber; call on the event loop."""
-        frame.pts = self._next_pts
-        frame.time_base = Fraction(1, VOICE_RATE_HZ)
-        self._next_pts += frame.samples
-        self._put(frame)
-        for track in self._subscribers:
-            track._put(frame)
+        """Queues a 48 kHz s16 stereo frame here and in every subscriber; call on the event loop.
 
-    def _put(self, frame: av.AudioFrame) -> None:
+        A frame tagged with its Opus packet is queued as that packet.
+        """
+        packet = opus_packet_of(frame)
+        item: av.AudioFrame | av.Packet = frame if packet is None else av.Packet(packet.payload)
+        item.pts = self._next_pts
+        item.time_base = Fraction(1, VOICE_RATE_HZ)
+        self._next_pts += frame.samples
+        self._put(item)
+        for track in self._subscribers:
+            track._put(item)
+
+    def _put(self, frame: av.AudioFrame | av.Packet) -> None:
         if self._queue.full():
             self._queue.get_nowait()
             self.overflowed += 1
         self._queue.put_nowait(frame)
 
-    async def recv(self) -> av.AudioFrame:
-        """Waits for the next released voice frame."""
+    async def recv(self) -> av.AudioFrame | av.Packet:  # type: ignore[override]
+        """Waits for the next released voice frame or Opus packet."""
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()

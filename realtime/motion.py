@@ -93,6 +93,16 @@ class PosteriorEncoder(Protocol):
         ...
 
 
+def replace_newest(rows: np.ndarray, newest: np.ndarray) -> None:
+    """Overwrites the last rows of ``rows`` with the last rows of ``newest``, as many as both hold.
+
+    For the posteriors ``PosteriorEncoder.rehear`` restores over the SIL rows of a quiet stretch.
+    """
+    keep = min(len(rows), len(newest))
+    if keep:
+        rows[len(rows) - keep :] = newest[len(newest) - keep :]
+
+
 def hop_levels_db(audio: np.ndarray) -> np.ndarray:
     """``(len(audio) // 160,)`` float32 dBFS of each complete 10 ms hop of 16 kHz audio."""
     n = len(audio) // HOP_SAMPLES
@@ -256,8 +266,10 @@ class LearnedDriver:
         ``MotionPipeline`` calls it while the VAD hears no speech in any of those frames (its
         gate shuts the mouth then, whatever the driver says): the encoder keeps its features
         current but skips its network (``StreamingPhonemeEncoder.push_quiet``), the motion model
-        does not run, and the frames come back at rest. Their windows still hold SIL rows in
-        place of the skipped posteriors, which the next frames' windows may reach back into.
+        does not run, and the frames come back at rest. At the next ``push`` the encoder
+        re-hears its last second and the posteriors it skipped replace the SIL rows it gave
+        (``StreamingPhonemeEncoder.rehear``), so the windows of the first speaking frames hold
+        what the encoder heard.
         """
         windows, _ = self._take(audio, quiet=True)
         self._trim()
@@ -284,10 +296,7 @@ class LearnedDriver:
 
     def _restore_skipped(self) -> None:
         """Puts the posteriors of a quiet stretch's last frames where its SIL rows stood."""
-        heard = self._encoder.rehear()
-        keep = min(len(heard), len(self._posteriors))
-        if keep:
-            self._posteriors[len(self._posteriors) - keep :] = heard[len(heard) - keep :]
+        replace_newest(self._posteriors, self._encoder.rehear())
 
     def _ready_windows(self) -> tuple[np.ndarray, np.ndarray]:
         contract = self._motion.contract

@@ -15,7 +15,7 @@ import numpy as np
 
 from .clock import MediaClock
 from .driver import MouthDriver, make_driver
-from .motion import HOP_SAMPLES, PosteriorEncoder
+from .motion import HOP_SAMPLES, PosteriorEncoder, replace_newest
 from .phoneset import PHONE_TO_VISEME_INDEX, VISEMES
 from .pose import MOUTH_PARAMS, FramePose
 
@@ -134,9 +134,7 @@ class PosteriorTap:
     def rehear(self) -> np.ndarray:
         """See ``PosteriorEncoder.rehear``; its rows replace the kept silence rows."""
         heard = self._encoder.rehear()
-        keep = min(len(heard), len(self._kept))
-        if keep:
-            self._kept[len(self._kept) - keep :] = heard[len(heard) - keep :]
+        replace_newest(self._kept, heard)
         return heard
 
     def _keep(self, out: np.ndarray) -> np.ndarray:

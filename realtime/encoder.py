@@ -40,9 +40,9 @@ STATE_INPUTS = ("conv1_state", "conv2_state", "gru_state")
 STATE_OUTPUTS = ("conv1_state_out", "conv2_state_out", "gru_state_out")
 WARMUP_FRAMES = 100
 """Feature frames (1 s) the network re-hears after ``push_quiet``. Its GRUs remember long: on speech
-after 4 s of room noise, a 400 ms warm-up moved the mouth by up to 0.37 (r 0.965-0.9999 against a
-run that never stopped), 1 s by up to 0.09 (r 0.989-1.0). It costs one 5.5 ms run at the first
-frame of speech (``tests/test_encoder.py``)."""
+after 4 s of room noise, a 400 ms warm-up moved the mouth by up to 0.37 (r >= 0.965 against a run
+that never stopped), 1 s by up to 0.09 (r >= 0.989). It costs one 5-10 ms run at the first frame of
+speech (``python -m bench.quiet_driver``)."""
 
 
 class ModelContractError(ValueError):

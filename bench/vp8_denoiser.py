@@ -6,7 +6,8 @@ renders speech-driven frames of the default avatar with the server's own compone
 LibriSpeech speech, ../shared/data, CC BY 4.0), sends them through aiortc's own VP8 encoder and
 packetiser at its start bitrate, once as aiortc ships it and once with lipstream's tuning applied,
 decodes them, and reports the encode CPU per frame, the bitrate and the PSNR of the face region
-against what was rendered.
+against what was rendered; and, with lipstream's tuning, the cost of one frame sent again unchanged
+(an idle avatar between its sway steps).
 
     python -m bench.vp8_denoiser [--seconds 12]
 """
@@ -91,6 +92,8 @@ def main() -> None:
         "frames": len(frames),
         "aiortc (noise-sensitivity 4)": shipped,
         "lipstream " + json.dumps(aiortc_tuning.VP8_OPTIONS): measure(frames, face),
+        # An idle avatar between sway steps repeats its picture (server/media/frames.py).
+        "lipstream, one unchanged frame repeated": measure([frames[0]] * len(frames), face),
     }
     save("vp8_denoiser", result, f"python -m bench.vp8_denoiser --seconds {args.seconds:g}")
 

@@ -1,0 +1,64 @@
+"""The independent live probe against a real server, with the server's CPU read from /proc.
+
+Starts ``lipstream serve`` (its default workers), runs ``../shared/checks/live_probe.py`` with
+``--sessions N --seconds 20`` in the checks' own environment, and reads the server's process tree
+CPU (``bench/process_stats.py``) over ``WINDOW_S`` in the middle of the talking, so the start and
+the end of the sessions are not in it. Prints the probe's last line and the server's cores, in all
+and per session. Run on a quiet machine: the probe and the server share its cores.
+
+    python -m bench.probe_cpu WAV [--sessions 4] [--python ~/checkenv/bin/python] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.process_stats import sample
+from bench.server_process import ServerProcess
+
+PROBE = Path(__file__).resolve().parents[2] / "shared" / "checks" / "live_probe.py"
+SETTLE_S = 8.0  # sessions connect and start talking
+WINDOW_S = 10.0  # of the probe's 20 s of talking
+
+
+def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float]:
+    """The probe's summary line and the server's cores over the window."""
+    log = Path(tempfile.mkdtemp()) / "server.log"
+    server = ServerProcess(log, "--no-auth")
+    with server as url:
+        assert server.process is not None
+        pid = server.process.pid
+        command = [python, str(PROBE), f"{url}/whip", str(wav), "--sessions", str(sessions),
+                   "--seconds", "20"]  # fmt: skip
+        probe = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        time.sleep(SETTLE_S)
+        before, started = sample(pid).cpu_s, time.monotonic()
+        time.sleep(WINDOW_S)
+        cores = (sample(pid).cpu_s - before) / (time.monotonic() - started)
+        output, _ = probe.communicate()
+    summary = [line for line in output.splitlines() if line.startswith("sessions=")]
+    return (summary[-1] if summary else output[-500:]), cores
+
+
+def main() -> None:
+    """Runs the probe ``--runs`` times and prints each run's line and cores."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("wav", type=Path)
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--python", default=str(Path.home() / "checkenv" / "bin" / "python"))
+    args = parser.parse_args()
+    for _ in range(args.runs):
+        line, cores = one_run(args.wav, args.sessions, args.python)
+        per_session = cores / args.sessions
+        print(f"{line} server_cores={cores:.3f} per_session={per_session:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,13 @@ SILENCE_DB = np.float32(10.0 * np.log10(LEVEL_EPS))
 OUTPUT_NAME = "mouth"
 HOP_SAMPLES = 160  # 10 ms at 16 kHz: the posterior and level frame
 MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: audio the mouth path may hear past a frame's end
-LIPS_LAG_MS = 10  # see LearnedDriver.__init__
+LIPS_LAG_MS = 30  # see LearnedDriver.__init__
+LIVE_VOICE_LEAD_MS = -10
+"""The live driver's ``voice_lead_ms``: its windows end 10 ms before the instant a frame depicts, so
+that a frame needs no audio past its own end (``LearnedDriver.lookahead_samples`` 0). Browsers send
+20 ms packets, two to a frame: the 10 ms the window would otherwise hear past the frame's end cost
+a whole packet, 20 ms, before the frame could be made. Each frame now shows its mouth 10 ms late
+against the voice; ``LIPS_LAG_MS`` holds the voice to match (see ``LearnedDriver.__init__``)."""
 ONNX_THREADS = 1  # one motion run per video frame is ~0.1 ms; more threads only add overhead
 
 
@@ -186,12 +192,13 @@ class LearnedDriver:
     Args:
         voice_lead_ms: end each motion window this much later than the model was trained to (its
             contract's ``lookahead_samples``), so that the mouth moves that much earlier against
-            the voice. 0 live, where ``LIPS_LAG_MS`` sets the A/V offset; offline renders, which
+            the voice. Live, ``LIVE_VOICE_LEAD_MS`` (negative: the mouth 10 ms later, the frame a
+            packet sooner), with ``LIPS_LAG_MS`` setting the A/V offset; offline renders, which
             mux the voice unheld, use ``server/offline.py``'s ``OFFLINE_VOICE_LEAD_MS``.
 
     Attributes:
         lookahead_samples: encoder look-ahead + the motion window's look-ahead, past the frame's
-            end (0..50 ms; 10 ms with the shipped models live).
+            end (0..50 ms; 0 live with the shipped models, 20 ms offline).
     """
 
     def __init__(
@@ -217,11 +224,13 @@ class LearnedDriver:
         # The voice leaves with the frame that covers it, held LIPS_LAG_MS past that frame's end.
         # Calibrated on real faces: on GRID s1 video the best correlation of voice loudness and
         # mouth opening puts the mouth 0 ms from the voice (median of 884 clips, IQR -50..+20 ms;
-        # `python bench/av_reference.py --all`). The same measure on the live avatar (the
-        # independent probe, one session, 3 runs each) gave -30 ms with the voice held 30 ms,
-        # -10 ms held 10 ms and +10 ms held 0 ms: 10 ms is as near a real face as frame steps allow.
-        # (The first learned models were set to 30 ms by voice onsets, `bench.latency`; the
-        # six-parameter ensemble's lips part sooner.)
+        # `python bench/av_reference.py --all`). The same measure on the live avatar, with
+        # windows ending at the depicted instant, gave -30 ms with the voice held 30 ms, -10 ms
+        # held 10 ms and +10 ms held 0 ms (the independent probe, one session, 3 runs each). With
+        # LIVE_VOICE_LEAD_MS the mouth shows 10 ms later and a frame leaves a packet sooner; the
+        # voice is released in whole 20 ms packets, so 10 and 20 ms hold the same, and 30 ms
+        # keeps the voice where it was: lips 10 ms sooner, voice unchanged (measures in the
+        # README, "Voice against lips").
         self.lips_lag_samples = LIPS_LAG_MS * clock.sample_rate_hz // 1000
         budget = int(MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000)
         if not 0 <= self.lookahead_samples <= budget:
@@ -233,8 +242,12 @@ class LearnedDriver:
             )
         sil = np.zeros((1, len(PHONES)), np.float32)
         sil[0, PHONES.index(SIL)] = 1.0
-        self._sil_pad = np.repeat(sil, contract.window_frames, 0)
-        self._silent_levels = np.full(contract.window_frames, SILENCE_DB, np.float32)
+        # Silence before the stream, as far back as the first frame's window reaches (a window
+        # that ends before the frame does may start before sample 0).
+        first_end = (clock.frame_end(0) + self._window_end_samples) // contract.hop_samples
+        pad = contract.window_frames + max(0, -first_end)
+        self._sil_pad = np.repeat(sil, pad, 0)
+        self._silent_levels = np.full(pad, SILENCE_DB, np.float32)
         self.reset()
 
     def reset(self) -> None:

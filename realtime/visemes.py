@@ -179,11 +179,15 @@ class FrameEvents:
 
 
 def make_driver_with_events(name: str, clock: MediaClock) -> tuple[MouthDriver, FrameEvents]:
-    """``make_driver(name, clock)``, plus the events maker that reads its encoder's posteriors."""
+    """The live driver ``name``, plus the events maker that reads its encoder's posteriors.
+
+    The learned driver runs with ``LIVE_VOICE_LEAD_MS``: its frames need no audio past their end.
+    """
     if name == "learned":
         from .encoder import StreamingPhonemeEncoder
-        from .motion import LearnedDriver
+        from .motion import LIVE_VOICE_LEAD_MS, LearnedDriver
 
         tap = PosteriorTap(StreamingPhonemeEncoder())
-        return LearnedDriver(clock, encoder=tap), FrameEvents(clock, tap)
+        driver = LearnedDriver(clock, encoder=tap, voice_lead_ms=LIVE_VOICE_LEAD_MS)
+        return driver, FrameEvents(clock, tap)
     return make_driver(name, clock), FrameEvents(clock, None)

@@ -18,6 +18,7 @@ from lipstream.models.motion.scripted import HOP_SAMPLES as HOP
 from lipstream.models.motion.scripted import ScriptedEncoder
 from lipstream.realtime.clock import MediaClock
 from lipstream.realtime.motion import (
+    LIVE_VOICE_LEAD_MS,
     MAX_LOOKAHEAD_MS,
     MOTION_ONNX,
     LearnedDriver,
@@ -158,6 +159,21 @@ def test_encoder_runs_once_per_video_frame_not_per_packet(motion: MotionModel) -
     assert frames == clock.frames_ready(len(audio), driver.lookahead_samples)
     assert len(runs) == sum(1 for r in rows if len(r)) <= frames
     assert len(runs) <= len(rows) // 2 + 1
+
+
+def test_live_driver_makes_each_frame_with_the_packet_that_ends_it(motion: MotionModel) -> None:
+    """Live, the 20 ms packet that completes a frame's audio completes the frame.
+
+    With 10 ms of look-ahead past the frame's end it waited for the next packet.
+    """
+    posteriors = np.full((200, len(PHONES)), 1.0 / len(PHONES), np.float32)
+    clock = MediaClock(fps=25)
+    encoder = ScriptedEncoder(posteriors, lookahead_ms=50)
+    driver = LearnedDriver(clock, encoder, motion, voice_lead_ms=LIVE_VOICE_LEAD_MS)
+    assert driver.lookahead_samples == 0
+    packet = 2 * HOP
+    made = [len(driver.push(np.zeros(packet, np.float32))) for _ in range(20)]
+    assert made == [0, 1] * 10  # packet 2k + 1 ends frame k
 
 
 def test_lookahead_over_budget_is_rejected(motion: MotionModel) -> None:

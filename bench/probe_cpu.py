@@ -4,7 +4,9 @@ Starts ``lipstream serve`` (its default workers), runs ``../shared/checks/live_p
 ``--sessions N --seconds 20`` in the checks' own environment, and reads the server's process tree
 CPU (``bench/process_stats.py``) over ``WINDOW_S`` in the middle of the talking, so the start and
 the end of the sessions are not in it. Prints the probe's last line and the server's cores, in all
-and per session. Run on a quiet machine: the probe and the server share its cores.
+and per session, and per session by thread role over the same window (the workers'
+``lipstream_thread_cpu_seconds_total``, ``server/thread_cpu.py``). Run on a quiet machine: the
+probe and the server share its cores.
 
     python -m bench.probe_cpu WAV [--sessions 4] [--python ~/checkenv/bin/python] [--runs 3]
 """
@@ -15,7 +17,11 @@ import argparse
 import subprocess
 import tempfile
 import time
+import urllib.request
+from collections import defaultdict
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.process_stats import sample
 from bench.server_process import ServerProcess
@@ -25,8 +31,21 @@ SETTLE_S = 8.0  # sessions connect and start talking
 WINDOW_S = 10.0  # of the probe's 20 s of talking
 
 
-def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float]:
-    """The probe's summary line and the server's cores over the window."""
+def cpu_by_role(url: str) -> dict[str, float]:
+    """The server's thread CPU seconds so far by role, summed over its workers."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    seconds: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        if family.name == "lipstream_thread_cpu_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    seconds[sample.labels["role"]] += sample.value
+    return seconds
+
+
+def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float, dict[str, float]]:
+    """The probe's summary line, the server's cores over the window, and its cores by role."""
     log = Path(tempfile.mkdtemp()) / "server.log"
     server = ServerProcess(log, "--no-auth")
     with server as url:
@@ -38,12 +57,14 @@ def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float]:
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         time.sleep(SETTLE_S)
-        before, started = sample(pid).cpu_s, time.monotonic()
+        before, roles_before, started = sample(pid).cpu_s, cpu_by_role(url), time.monotonic()
         time.sleep(WINDOW_S)
-        cores = (sample(pid).cpu_s - before) / (time.monotonic() - started)
+        seconds = time.monotonic() - started
+        cores = (sample(pid).cpu_s - before) / seconds
+        roles = {r: (s - roles_before.get(r, 0.0)) / seconds for r, s in cpu_by_role(url).items()}
         output, _ = probe.communicate()
     summary = [line for line in output.splitlines() if line.startswith("sessions=")]
-    return (summary[-1] if summary else output[-500:]), cores
+    return (summary[-1] if summary else output[-500:]), cores, roles
 
 
 def main() -> None:
@@ -55,9 +76,11 @@ def main() -> None:
     parser.add_argument("--python", default=str(Path.home() / "checkenv" / "bin" / "python"))
     args = parser.parse_args()
     for _ in range(args.runs):
-        line, cores = one_run(args.wav, args.sessions, args.python)
+        line, cores, roles = one_run(args.wav, args.sessions, args.python)
         per_session = cores / args.sessions
+        by_role = " ".join(f"{r}={c / args.sessions:.3f}" for r, c in sorted(roles.items()))
         print(f"{line} server_cores={cores:.3f} per_session={per_session:.3f}", flush=True)
+        print(f"  per session by thread role: {by_role}", flush=True)
 
 
 if __name__ == "__main__":

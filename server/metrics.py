@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .thread_cpu import ThreadCpuCollector
+
 VOICE_DELAY_BUCKETS_S = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5, 1.0)
 
 
@@ -28,8 +30,13 @@ class Metrics:
 
 
 def new_metrics() -> Metrics:
-    """Creates a fresh registry with every lipstream metric registered."""
+    """Creates a fresh registry with every lipstream metric registered.
+
+    Besides these, ``lipstream_thread_cpu_seconds_total{role}`` (``thread_cpu.py``) is read at
+    each scrape.
+    """
     registry = CollectorRegistry()
+    registry.register(ThreadCpuCollector())
     return Metrics(
         registry=registry,
         sessions=Gauge("lipstream_sessions", "Speaking sessions now open", registry=registry),

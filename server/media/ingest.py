@@ -77,7 +77,6 @@ class AudioFrontEnd:
             voice = list(self._to_voice.resample(frame))
         return ConvertedAudio(pipeline=samples.astype(np.float32, copy=False), voice=voice)
 
-
     def _lead_in(self, first: av.AudioFrame, samples: np.ndarray) -> np.ndarray:
         """The first frame's samples after the silence that the resampler held back of it."""
         self._lead_in_done = True

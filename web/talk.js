@@ -120,7 +120,7 @@ async function updateStats() {
   $("stats").innerHTML =
     `video: ${fmt(fps, "fps")}<br>` +
     `server pipeline delay: ${fmt(server.pipeline_delay_ms, "ms")} ` +
-    `(look-ahead ${fmt(server.lookahead_ms, "ms")})<br>` +
+    `(waits for ${fmt(server.lookahead_ms, "ms")} of audio past each frame)<br>` +
     `video jitter buffer: ${fmt(jitterMs, "ms")}<br>` +
     `frames: ${server.frames_rendered ?? "–"} sent, ${server.frames_dropped ?? "–"} dropped`;
 }

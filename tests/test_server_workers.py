@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from lipstream.server.processes.workers import worker_cpus
 
 from bench.whip_client import WebRtcClient
 from tests.conftest import metric
@@ -33,6 +34,11 @@ async def _health(url: str) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/healthz") as response:
             return response.status, await response.json()
+
+
+def _thread_affinities(pid: int) -> list[set[int]]:
+    """The cores each thread of process ``pid`` may run on."""
+    return [os.sched_getaffinity(int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()]
 
 
 async def _frames_keep_coming(client: WebRtcClient, n: int = 15) -> int:
@@ -101,6 +107,29 @@ async def test_global_limit_and_channel_uniqueness(server: str) -> None:
     finally:
         for speaker in speakers:
             await speaker.close()
+
+
+async def test_each_worker_keeps_to_its_core_when_there_is_one_per_core(server: str) -> None:
+    speaker = WebRtcClient(server, keep_frames=False)
+    try:
+        await speaker.publish(_silence(20))  # a session's threads exist too
+        await _frames_keep_coming(speaker)
+        _, health = await _health(server)
+        for worker, cpu in zip(health["workers"], worker_cpus(2), strict=True):
+            want = set(os.sched_getaffinity(0)) if cpu is None else {cpu}
+            affinities = _thread_affinities(worker["pid"])
+            assert len(affinities) > 3 and all(a == want for a in affinities), (cpu, affinities)
+    finally:
+        await speaker.close()
+
+
+def test_workers_are_pinned_only_with_one_for_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2, 5})
+    assert worker_cpus(2) == [2, 5]
+    assert worker_cpus(3) == [2, 5, 2]
+    assert worker_cpus(1) == [None]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert worker_cpus(2) == [None, None]  # spare cores: a worker's threads may use them
 
 
 async def test_a_killed_worker_is_restarted_and_the_other_keeps_serving(server: str) -> None:

@@ -88,11 +88,11 @@ def worker_cpus(count: int) -> list[int | None]:
 
     With a worker for every core this process may use, worker i keeps to core i (round robin if
     there are more workers than cores). A worker's threads (event loop, sessions, codecs) then
-    share one core's caches instead of wandering: four sessions with the probe on two cores, five
-    interleaved pairs, pinned against not: 0.303 against 0.318 server cores per session, lowest
-    fps 23.0-24.1 against 22.1-24.2, lips 160-165 against 170-210 ms; one session unchanged
-    (README, "Capacity, honestly"). With fewer workers than cores they are left free, so that a
-    worker's threads can spread over the spare cores.
+    share one core's caches instead of wandering. Four sessions with the probe on two cores, ten
+    interleaved pairs, pinned against not: median lips 160 against 182 ms, lowest fps 23.4 against
+    22.65, 0.318 against 0.325 server cores per session; one session unchanged (README, "Workers
+    keep to their cores"). With fewer workers than cores they are left free, so that a worker's
+    threads can spread over the spare cores.
     """
     cpus = sorted(os.sched_getaffinity(0))
     if count < 2 or count < len(cpus):

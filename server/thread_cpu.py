@@ -3,7 +3,7 @@
 The stage counters (``lipstream_stage_cpu_seconds_total``) time the pipeline and the render; they
 do not see aiortc's work on the event loop (RTP, SRTP, RTCP), its encoder pool (VP8) or its decoder
 threads (Opus), nor what the stages cost live rather than in a warm loop. Measured live, each stage
-costs 1.6-2x what ``bench.stage_cost`` finds (a session's thread runs 8 ms of every 40 and its
+costs 1.4-2x what ``bench.stage_cost`` finds (a session's thread runs 8 ms of every 40 and its
 caches go cold between), so the split by thread is what says where a session's CPU goes.
 
 Roles, from the names Python and aiortc give their threads:

@@ -17,14 +17,13 @@ import argparse
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.process_stats import sample
-from bench.server_process import ServerProcess
+from bench.server_process import ServerProcess, metrics_text
 
 PROBE = Path(__file__).resolve().parents[2] / "shared" / "checks" / "live_probe.py"
 SETTLE_S = 8.0  # sessions connect and start talking
@@ -33,10 +32,8 @@ WINDOW_S = 10.0  # of the probe's 20 s of talking
 
 def cpu_by_role(url: str) -> dict[str, float]:
     """The server's thread CPU seconds so far by role, summed over its workers."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
     seconds: dict[str, float] = defaultdict(float)
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(metrics_text(url)):
         if family.name == "lipstream_thread_cpu_seconds":
             for sample in family.samples:
                 if sample.name.endswith("_total"):

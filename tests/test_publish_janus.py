@@ -2,16 +2,24 @@
 
 The avatar node (``lipstream serve --workers 1 --publish-whip ...``) publishes channel ``main``
 through simple-whip-server into a Janus VideoRoom. Its CPU (``/proc/PID/stat`` utime + stime) is
-measured over ``WINDOW_S`` windows, in turn with no subscriber and with 50 in Janus; the mean of
-the second kind may exceed the first's by at most 5 %, because the node encodes once whoever
-watches.
+measured over ``WINDOW_S`` windows, in turn with 50 subscribers watching it and with the same 50
+watching another feed; the mean of the first kind may exceed the second's by at most 5 %, because
+the node encodes once whoever watches.
 
-Three things keep the machine's own noise out of that 5 %:
+Four things keep the machine's own noise out of that 5 %:
 - In a deployment Janus and the viewers are other machines. On two cores the node gets core 0,
   and Janus, simple-whip-server and this process (the viewers) core 1, so that the node is not
   measured contending with the harness: unpinned, CI once saw its CPU rise 10 % while its frames
   and bitrate stayed the same.
-- Windows alternate (none, 50, none, 50, none, 50, none), so that a drift falls on both sides.
+- Pinned apart, core 1's load still reaches core 0 (the VM's cores share caches and a host): CI
+  once saw the node's CPU rise 4 % (per render CPU 7 %) while 50 subscribers and Janus loaded core
+  1 and nothing on core 0 had changed. So the node's CPU is never compared with an idle core 1:
+  a second node (``control``, on core 1, the same avatar and silent speaker, so the same stream)
+  publishes too, and in the windows the node is not watched the same 50 subscribers watch the
+  control's feed. Janus, the viewers and the control then load core 1 alike in both kinds of
+  window; only whose feed they watch differs.
+- Windows alternate (other, node, other, node, other, node, other), so that a drift falls on both
+  sides.
 - Each window's CPU is divided by the CPU of the node's render stage in that window
   (``lipstream_stage_cpu_seconds_total{stage="render"}``): a fixed amount of work per frame,
   made before the encoder and blind to who watches, so it measures how fast the core ran then.
@@ -30,7 +38,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -50,6 +58,7 @@ ROUNDS = 3  # none, 50, none, 50, none, 50, none
 WARM_UP_S = 5.0  # the publish's first seconds (ICE, bitrate ramp) are in no window
 CPU_MARGIN = 1.05
 CHANNEL = "main"
+CONTROL = "control"  # the control node's channel (see the module)
 TOKEN = "fan-out-test-token"
 JOIN_AT_ONCE = 10  # subscribers negotiating with Janus at the same time
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -92,14 +101,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[janus.JanusStack
         running.stop()
 
 
-@pytest.fixture
-async def node(
-    stack: janus.JanusStack, tmp_path_factory: pytest.TempPathFactory
+@asynccontextmanager
+async def publishing_node(
+    stack: janus.JanusStack, log: Path, channel: str, cpus: set[int]
 ) -> AsyncIterator[ServerProcess]:
-    """An avatar node publishing every channel to the stack's endpoint for channel ``main``."""
-    await stack.create_endpoint(CHANNEL, TOKEN)
+    """A ``lipstream serve`` on ``cpus`` publishing every channel, ``channel``'s endpoint made."""
+    await stack.create_endpoint(channel, TOKEN)
     server = ServerProcess(
-        tmp_path_factory.mktemp("node") / "node.log",
+        log,
         "--workers",
         "1",
         "--publish-whip",
@@ -107,13 +116,33 @@ async def node(
         "--publish-token",
         TOKEN,
     )
-    with on_cpus(NODE_CPUS):
+    with on_cpus(cpus):
         server.start()  # blocks the loop until healthy; nothing else runs in this test meanwhile
     try:
-        with on_cpus(HARNESS_CPUS):
-            yield server
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def node(
+    stack: janus.JanusStack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """The measured avatar node, alone on its core; the test itself runs on the harness's."""
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    async with publishing_node(stack, log, CHANNEL, NODE_CPUS) as server:
+        with on_cpus(HARNESS_CPUS):
+            yield server
+
+
+@pytest.fixture
+async def control(
+    stack: janus.JanusStack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """The control node on the harness's core: its feed is what the 50 watch when not the node's."""
+    log = tmp_path_factory.mktemp("control") / "node.log"
+    async with publishing_node(stack, log, CONTROL, HARNESS_CPUS) as server:
+        yield server
 
 
 @dataclass
@@ -155,19 +184,35 @@ async def measure(
     return window
 
 
-async def drain(socket: aiohttp.ClientWebSocketResponse) -> None:
-    """Reads the speaker's socket (events and pings) until it closes."""
-    async for _message in socket:
-        pass
+@asynccontextmanager
+async def speaking(
+    http: aiohttp.ClientSession, server: ServerProcess, channel: str
+) -> AsyncIterator[None]:
+    """A silent speaker on ``channel`` of ``server``: it keeps the channel (and its publish) on air.
+
+    Reading its socket answers the server's heartbeat.
+    """
+    socket = await http.ws_connect(f"{server.url}/ws/ingest?channel={channel}")
+
+    async def drain() -> None:
+        async for _message in socket:
+            pass
+
+    listening = asyncio.ensure_future(drain())
+    try:
+        yield
+    finally:
+        await socket.close()
+        await listening
 
 
-async def publishers_once(api: janus.JanusApi, wanted: bool, deadline_s: float) -> list[int]:
-    """The room's publishers once there are some (``wanted``) or none (not ``wanted``)."""
+async def publishers_once(api: janus.JanusApi, count: int, deadline_s: float) -> list[int]:
+    """The room's publishers once there are ``count`` of them."""
 
     async def poll() -> list[int]:
         while True:  # Janus tells nobody about a room's publishers unless asked
             feeds = await api.publishers()
-            if bool(feeds) == wanted:
+            if len(feeds) == count:
                 return feeds
             await asyncio.sleep(0.3)
 
@@ -198,26 +243,28 @@ async def watch(
     return subscribers
 
 
-def summary(alone: list[Window], watched: list[Window], frames: list[int]) -> dict[str, Any]:
-    """What the test prints: CPU per window, what reached the subscribers."""
+def summary(elsewhere: list[Window], watched: list[Window], frames: list[int]) -> dict[str, Any]:
+    """What the test prints: CPU per window, what reached the subscribers.
+
+    ``elsewhere``: the 50 watched the control's feed; ``watched``: they watched the node's.
+    """
+    every = elsewhere + watched
     return {
         "window_s": WINDOW_S,
-        "node_cpu_s_alone": [round(w.node_cpu_s, 2) for w in alone],
-        "node_cpu_s_with_subscribers": [round(w.node_cpu_s, 2) for w in watched],
-        "raw_ratio": round(
-            mean(w.node_cpu_s for w in watched) / mean(w.node_cpu_s for w in alone), 3
-        ),
-        "ratio": round(mean_cost(watched) / mean_cost(alone), 3),
-        "render_cpu_s_alone": [round(w.render_cpu_s, 3) for w in alone],
-        "render_cpu_s_with_subscribers": [round(w.render_cpu_s, 3) for w in watched],
-        "node_frames": [w.frames for w in alone + watched],
-        "janus_cpu_s_alone": [round(w.janus_cpu_s, 2) for w in alone],
-        "janus_cpu_s_with_subscribers": [round(w.janus_cpu_s, 2) for w in watched],
+        "node_cpu_s_watching_control": [round(w.node_cpu_s, 2) for w in elsewhere],
+        "node_cpu_s_watching_node": [round(w.node_cpu_s, 2) for w in watched],
+        "raw_ratio": round(mean_raw(watched) / mean_raw(elsewhere), 3),
+        "ratio": round(mean_cost(watched) / mean_cost(elsewhere), 3),
+        "render_cpu_s_watching_control": [round(w.render_cpu_s, 3) for w in elsewhere],
+        "render_cpu_s_watching_node": [round(w.render_cpu_s, 3) for w in watched],
+        "node_frames": [w.frames for w in every],
+        "janus_cpu_s_watching_control": [round(w.janus_cpu_s, 2) for w in elsewhere],
+        "janus_cpu_s_watching_node": [round(w.janus_cpu_s, 2) for w in watched],
         "subscribers": SUBSCRIBERS,
         "decoding": DECODING,
-        "min_packets_in_window": {k: min(p[k] for w in watched for p in w.packets) for k in KINDS},
+        "min_packets_in_window": {k: min(p[k] for w in every for p in w.packets) for k in KINDS},
         "min_payload_kbps": {
-            k: round(min(b[k] for w in watched for b in w.payload_bytes) * 8 / WINDOW_S / 1000, 1)
+            k: round(min(b[k] for w in every for b in w.payload_bytes) * 8 / WINDOW_S / 1000, 1)
             for k in KINDS
         },
         "decoded_video_frames": frames,
@@ -235,43 +282,48 @@ def mean_cost(windows: list[Window]) -> float:
 
 
 async def test_fifty_subscribers_through_janus_cost_the_node_nothing(
-    stack: janus.JanusStack, node: ServerProcess
+    stack: janus.JanusStack, node: ServerProcess, control: ServerProcess
 ) -> None:
-    """Node CPU with 50 Janus subscribers stays within 5 % of its CPU with none (per render CPU).
+    """Node CPU with 50 Janus subscribers stays within 5 % of its CPU with them on another feed.
 
-    Each 50 is a new set that joins, then leaves.
+    The CPU is per render CPU; each 50 is a new set that joins, then leaves.
     """
-    alone: list[Window] = []
+    elsewhere: list[Window] = []
     watched: list[Window] = []
     frames: list[int] = []
     sfu = stack.processes[0].pid
     async with aiohttp.ClientSession(timeout=janus.REQUEST_TIMEOUT) as http:
-        speaker = await http.ws_connect(f"{node.url}/ws/ingest?channel={CHANNEL}")
-        # A silent speaker keeps the channel on air; reading answers the server's heartbeat.
-        listening = asyncio.ensure_future(drain(speaker))
-        try:
-            api = janus.JanusApi(http, stack.janus_url)
-            await api.open()
-            (publisher,) = await publishers_once(api, True, 30.0)
-            await asyncio.sleep(WARM_UP_S)
-            for _ in range(ROUNDS):
-                alone.append(await measure(node, sfu, []))
-                subscribers = await watch(http, stack, publisher)
-                try:
-                    watched.append(await measure(node, sfu, subscribers))
-                    assert await api.publishers() == [publisher], "one publish, however many watch"
-                finally:
-                    await asyncio.gather(*(sub.close() for sub in subscribers))
-                frames += [sub.video_frames for sub in subscribers[:DECODING]]
-            alone.append(await measure(node, sfu, []))
-        finally:
-            await speaker.close()
-            await listening
-        # The speaker left and nobody watches on the node: the channel ends, its publish is DELETEd.
-        assert await publishers_once(api, False, 15.0) == []
+        api = janus.JanusApi(http, stack.janus_url)
+        await api.open()
+        async with speaking(http, control, CONTROL):
+            (other,) = await publishers_once(api, 1, 30.0)
+            async with speaking(http, node, CHANNEL):
+                (feed,) = set(await publishers_once(api, 2, 30.0)) - {other}
+                await asyncio.sleep(WARM_UP_S)
 
-    report = summary(alone, watched, frames)
+                async def window(watching: int) -> Window:
+                    subscribers = await watch(http, stack, watching)
+                    try:
+                        measured = await measure(node, sfu, subscribers)
+                        assert sorted(await api.publishers()) == sorted([feed, other]), (
+                            "one publish each, however many watch"
+                        )
+                    finally:
+                        await asyncio.gather(*(sub.close() for sub in subscribers))
+                    frames.extend(sub.video_frames for sub in subscribers[:DECODING])
+                    return measured
+
+                for _ in range(ROUNDS):
+                    elsewhere.append(await window(other))
+                    watched.append(await window(feed))
+                elsewhere.append(await window(other))
+            # The speaker left and nobody watches on the node: the channel ends, its publish is
+            # DELETEd.
+            assert await publishers_once(api, 1, 15.0) == [other]
+
+    report = summary(elsewhere, watched, frames)
     print("fan-out:", json.dumps(report))
-    assert all(p["video"] > 0 and p["audio"] > 0 for w in watched for p in w.packets), report
+    every = elsewhere + watched
+    assert all(p["video"] > 0 and p["audio"] > 0 for w in every for p in w.packets), report
     assert all(f > 0 for f in frames), frames
-    assert mean_cost(watched) <= mean_cost(alone) * CPU_MARGIN, report
+    assert mean_cost(watched) <= mean_cost(elsewhere) * CPU_MARGIN, report

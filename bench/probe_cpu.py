@@ -41,8 +41,23 @@ def cpu_by_role(url: str) -> dict[str, float]:
     return seconds
 
 
+def per_session(output: str) -> str:
+    """Each session's fps and lips-after-voice from the probe's ``session i:`` lines.
+
+    The issue's lips p95 over four sessions is their worst, which the probe's median hides.
+    """
+    fields = []
+    for line in output.splitlines():
+        if line.startswith("session "):
+            values = dict(item.split("=", 1) for item in line.split()[2:] if "=" in item)
+            fields.append(
+                f"{float(values.get('fps', 0)):.1f} fps/{values.get('latency_ms', '-')} ms"
+            )
+    return ", ".join(fields)
+
+
 def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float, dict[str, float]]:
-    """The probe's summary line, the server's cores over the window, and its cores by role."""
+    """The probe's summary and per-session lines, the server's cores over the window, by role."""
     log = Path(tempfile.mkdtemp()) / "server.log"
     server = ServerProcess(log, "--no-auth")
     with server as url:
@@ -61,7 +76,8 @@ def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float, dict[str
         roles = {r: (s - roles_before.get(r, 0.0)) / seconds for r, s in cpu_by_role(url).items()}
         output, _ = probe.communicate()
     summary = [line for line in output.splitlines() if line.startswith("sessions=")]
-    return (summary[-1] if summary else output[-500:]), cores, roles
+    line = summary[-1] if summary else output[-500:]
+    return f"{line}\n  each session: {per_session(output)}", cores, roles
 
 
 def main() -> None:
@@ -76,7 +92,9 @@ def main() -> None:
         line, cores, roles = one_run(args.wav, args.sessions, args.python)
         per_session = cores / args.sessions
         by_role = " ".join(f"{r}={c / args.sessions:.3f}" for r, c in sorted(roles.items()))
-        print(f"{line} server_cores={cores:.3f} per_session={per_session:.3f}", flush=True)
+        summary, sessions = line.split("\n", 1)
+        print(f"{summary} server_cores={cores:.3f} per_session={per_session:.3f}", flush=True)
+        print(sessions, flush=True)
         print(f"  per session by thread role: {by_role}", flush=True)
 
 

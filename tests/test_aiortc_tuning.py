@@ -12,7 +12,7 @@ from aiortc import rtp
 from aiortc.codecs import vpx
 from aiortc.jitterbuffer import JitterFrame
 from av import AudioFrame, VideoFrame
-from lipstream.server.media import aiortc_tuning
+from lipstream.server.media import aiortc_tuning, tracks
 
 ORIGINAL_LEVEL = rtp.compute_audio_level_dbov  # captured before any app applies the tuning
 
@@ -158,3 +158,48 @@ def test_coded_voice_and_passed_through_packets_share_one_timeline() -> None:
         assert payloads
         stamps.append(stamp)
     assert stamps == [960 * index for index in range(50, 56)]
+
+
+def _coded_with_canned_silence(voice: np.ndarray, canned: bool) -> list[bytes]:
+    """``voice`` in 20 ms frames through one ``VoiceEncoder``; with ``canned``, silent frames past
+    the first ``CODED_SILENT_FRAMES`` of a run are ``OPUS_SILENCE`` instead (as ``VoiceTrack``
+    sends them)."""
+    encoder, packets, run = aiortc_tuning.VoiceEncoder(), [], 0
+    for start in range(0, voice.size, 960):
+        chunk = voice[None, start : start + 960]
+        run = 0 if chunk.any() else run + 1
+        if canned and run > tracks.CODED_SILENT_FRAMES:
+            packets.append(tracks.OPUS_SILENCE)
+            continue
+        frame = AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48_000, start, Fraction(1, 48_000)
+        packets += encoder.encode(frame)[0]
+    return packets
+
+
+def _decoded(packets: list[bytes]) -> np.ndarray:
+    from aiortc.codecs.opus import OpusDecoder
+
+    decoder = OpusDecoder()
+    frames = [decoder.decode(JitterFrame(p, 960 * i))[0] for i, p in enumerate(packets)]
+    return np.concatenate([f.to_ndarray().reshape(-1, 2)[:, 0] for f in frames]).astype(float)
+
+
+def test_libopus_codes_steady_silence_as_the_packet_the_voice_track_sends() -> None:
+    """``OPUS_SILENCE`` is what the voice encoder itself makes of 20 ms of digital silence after
+    its first ``CODED_SILENT_FRAMES`` (speech fading), and from the start on a fresh encoder; a
+    stream sent that way decodes as the fully coded one does, also once speech resumes."""
+    gap = np.zeros(960 * 50, np.int16)
+    voice = np.concatenate([_voice(1.0), gap, _voice(1.0)])
+    coded = _coded_with_canned_silence(voice, canned=False)
+    canned = _coded_with_canned_silence(voice, canned=True)
+    first_silent = 50  # the voice's 1 s is 50 frames
+    after = coded[first_silent + tracks.CODED_SILENT_FRAMES : 100]
+    assert after == [tracks.OPUS_SILENCE] * len(after)
+    assert coded[first_silent] != tracks.OPUS_SILENCE  # the voice fades first
+    assert _coded_with_canned_silence(gap[: 960 * 3], canned=False) == [tracks.OPUS_SILENCE] * 3
+    assert canned[:100] == coded[:100]
+    heard, sent = _decoded(coded), _decoded(canned)
+    resumed = slice(100 * 960, None)
+    noise = np.sum((heard[resumed] - sent[resumed]) ** 2)
+    assert 10 * np.log10(np.sum(heard[resumed] ** 2) / max(noise, 1e-9)) > 40

@@ -15,7 +15,12 @@ from aiortc.mediastreams import MediaStreamError
 from lipstream.server.media import ingest
 from lipstream.server.media.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
 from lipstream.server.media.playout import PcmPlayout, QueueFull
-from lipstream.server.media.tracks import VOICE_QUEUE_FRAMES, AvatarVideoTrack, VoiceTrack
+from lipstream.server.media.tracks import (
+    OPUS_SILENCE,
+    VOICE_QUEUE_FRAMES,
+    AvatarVideoTrack,
+    VoiceTrack,
+)
 from lipstream.server.tasks import TaskOwner
 
 DEADLINE_S = 5.0
@@ -300,3 +305,80 @@ def test_front_end_gives_every_input_sample_at_once() -> None:
     fits = {lag: np.corrcoef(samples[lag + 100 : lag + 3000], expected[100:3000])[0, 1]
             for lag in range(0, 33)}  # fmt: skip
     assert max(fits, key=fits.__getitem__) == 16 and fits[16] > 0.99
+
+
+class _CountingResampler:
+    """An ``av.AudioResampler`` that counts the frames it is given."""
+
+    def __init__(self, inner: av.AudioResampler) -> None:
+        self.inner, self.calls = inner, 0
+
+    def resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        self.calls += 1
+        return self.inner.resample(frame)
+
+
+def _front_end_outputs(frames: list[av.AudioFrame]) -> tuple[np.ndarray, np.ndarray, int]:
+    """All pipeline samples, all voice samples and resampler calls of a new front end."""
+    front_end = ingest.AudioFrontEnd()
+    counted = [_CountingResampler(front_end._to_pipeline), _CountingResampler(front_end._to_voice)]  # noqa: SLF001
+    front_end._to_pipeline, front_end._to_voice = counted  # type: ignore[assignment]  # noqa: SLF001
+    pipeline, voice = [], []
+    for frame in frames:
+        converted = front_end.convert(frame)
+        pipeline.append(converted.pipeline)
+        voice += [v.to_ndarray().reshape(-1) for v in converted.voice]
+    return np.concatenate(pipeline), np.concatenate(voice), sum(c.calls for c in counted)
+
+
+@pytest.mark.parametrize(("rate", "layout"), [(48_000, "stereo"), (16_000, "mono")])
+def test_front_end_skips_the_resamplers_for_silence_and_gives_what_they_would(
+    monkeypatch: pytest.MonkeyPatch, rate: int, layout: str
+) -> None:
+    """Silence after silence skips libswresample, sample for sample the same output.
+
+    Speech, one silent frame, speech, a second of silence, speech: a 20 ms client packet (48 kHz
+    stereo) and WebSocket PCM (16 kHz mono).
+    """
+    rng = np.random.default_rng(1)
+    step, channels = rate // 50, 2 if layout == "stereo" else 1
+
+    def frame(silent: bool) -> av.AudioFrame:
+        values = np.zeros(step) if silent else 6000 * rng.standard_normal(step)
+        data = np.repeat(values, channels).astype(np.int16)[None]
+        made = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
+        made.sample_rate = rate
+        return made
+
+    pattern = [False] * 5 + [True] + [False] * 5 + [True] * 50 + [False] * 5
+    frames = [frame(silent) for silent in pattern]
+    skipping = _front_end_outputs(frames)
+    monkeypatch.setattr(ingest, "FLUSHED_AFTER_S", float("inf"))
+    resampling = _front_end_outputs(frames)
+    assert np.array_equal(skipping[0], resampling[0])
+    assert np.array_equal(skipping[1], resampling[1])
+    per_frame = 2 if rate == 16_000 else 1  # 48 kHz stereo is the voice format already
+    assert resampling[2] == per_frame * len(frames)
+    assert skipping[2] == resampling[2] - per_frame * 49  # the silence's first frame flushes
+
+
+def test_voice_track_sends_steady_silence_as_the_opus_silence_packet() -> None:
+    """From the third silent 20 ms frame of a run, the voice goes out as ``OPUS_SILENCE``.
+
+    pts stay continuous, and sound ends the run.
+    """
+    voice = VoiceTrack()
+
+    def sound() -> av.AudioFrame:
+        data = np.full((1, 1920), 900, np.int16)
+        made = av.AudioFrame.from_ndarray(data, format="s16", layout="stereo")
+        made.sample_rate = 48_000
+        return made
+
+    for frame in [sound()] + [silence(0.02) for _ in range(5)] + [sound(), silence(0.02)]:
+        voice.publish(frame)
+    sent = [voice._queue.get_nowait() for _ in range(8)]  # noqa: SLF001
+    kinds = ["packet" if isinstance(item, av.Packet) else "frame" for item in sent]
+    assert kinds == ["frame"] * 3 + ["packet"] * 3 + ["frame"] * 2
+    assert all(bytes(item) == OPUS_SILENCE for item in sent[3:6])
+    assert [item.pts for item in sent] == [960 * i for i in range(8)]

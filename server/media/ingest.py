@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 STARVED_AFTER_S = 0.1  # no packet for 5 Opus frames: assume the sender paused and feed silence
 SILENCE_STEP_S = 0.02  # silence is fed in 20 ms frames, like real packets
+FLUSHED_AFTER_S = 0.01
+"""Silence the resamplers must have taken in before more of it skips them: libswresample's default
+filter (32 taps) reaches 2 ms, so after 10 ms nothing of the sound before is left in it."""
 VANISHED_AFTER_S = 6.0  # a WebRTC publisher silent this long is gone (browsers send silence)
 MAX_BACKLOG_S = 0.5  # input waiting longer than this is dropped: an overloaded session stays live
 
@@ -57,16 +60,35 @@ class AudioFrontEnd:
     packet for its last millisecond. The front end therefore puts as much silence as the first
     frame held back before its samples: from then on the pipeline has exactly as many samples as
     the input covered, and its sound runs 1 ms behind, which nobody sees.
+
+    Digital silence that follows ``FLUSHED_AFTER_S`` of digital silence of the same format skips
+    the resamplers: their filters then hold only zeros, so they would give zeros, as many as the
+    input covers, and their state would not change. An idle channel is fed nothing else, 50
+    frames a second: the session's resample stage went from 0.74-0.79 to 0.46-0.49 ms a video
+    frame (two interleaved pairs, the idle channel of ``bench/idle_cost.py``).
     """
 
     def __init__(self) -> None:
         self._to_pipeline = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
         self._to_voice = av.AudioResampler(format="s16", layout=VOICE_LAYOUT, rate=VOICE_RATE_HZ)
         self._lead_in_done = False
+        self._silent_kind: tuple[str, str, int] | None = None  # the last frame's, if silent
+        self._silence_fed_s = 0.0  # the resamplers' latest run of silence of that kind
 
     def convert(self, frame: av.AudioFrame) -> ConvertedAudio:
         """Converts one frame. PyAV's resampler (libswresample) is used, not hand-written code."""
         frame.pts = None  # the session keeps time by sample count; decoder pts may jump after loss
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+        silent = is_digital_silence(frame)
+        if silent and kind == self._silent_kind and self._silence_fed_s >= FLUSHED_AFTER_S:
+            quiet = _silence_like(frame)
+            if quiet is not None:
+                return quiet
+        if silent and kind == self._silent_kind:
+            self._silence_fed_s += frame.samples / frame.sample_rate
+        else:
+            self._silent_kind = kind if silent else None
+            self._silence_fed_s = frame.samples / frame.sample_rate if silent else 0.0
         pipeline = [f.to_ndarray().reshape(-1) for f in self._to_pipeline.resample(frame)]
         samples = np.concatenate(pipeline) if pipeline else np.zeros(0, dtype=np.float32)
         if not self._lead_in_done:
@@ -83,6 +105,25 @@ class AudioFrontEnd:
         covered = round(first.samples * SAMPLE_RATE_HZ / first.sample_rate)
         held_back = max(0, covered - len(samples))
         return np.concatenate([np.zeros(held_back, np.float32), samples])
+
+
+def is_digital_silence(frame: av.AudioFrame) -> bool:
+    """True when every sample of ``frame`` is zero (a muted microphone, fed silence)."""
+    return not frame.to_ndarray().any()
+
+
+def _silence_like(frame: av.AudioFrame) -> ConvertedAudio | None:
+    """What the resamplers make of a silent ``frame`` when they hold only zeros.
+
+    None where a 20 ms-style frame does not cover a whole number of samples at both output rates
+    (the resamplers then carry a fraction, which they keep to themselves).
+    """
+    pipeline, left = divmod(frame.samples * SAMPLE_RATE_HZ, frame.sample_rate)
+    voice, voice_left = divmod(frame.samples * VOICE_RATE_HZ, frame.sample_rate)
+    if left or voice_left:
+        return None
+    voiced = [frame] if _is_voice_format(frame) else [silent_voice_frame(voice)]
+    return ConvertedAudio(pipeline=np.zeros(pipeline, np.float32), voice=voiced)
 
 
 def _is_voice_format(frame: av.AudioFrame) -> bool:

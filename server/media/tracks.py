@@ -21,6 +21,12 @@ from .low_latency import opus_packet_of
 VIDEO_CLOCK_HZ = 90_000  # RTP video clock
 VOICE_RATE_HZ = 48_000
 VOICE_LAYOUT = "stereo"  # what aiortc's Opus decoder produces, so received frames pass as they are
+OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+OPUS_SILENCE = bytes.fromhex("f8fffe")
+"""A 20 ms Opus packet of digital silence (one CELT frame flagged silent), exactly what
+``aiortc_tuning.VoiceEncoder`` codes each 20 ms of it as after its first ``CODED_SILENT_FRAMES``
+(tests/test_aiortc_tuning.py checks both)."""
+CODED_SILENT_FRAMES = 2
 VOICE_QUEUE_FRAMES = 100  # 2 s of 20 ms frames: only reached if the sender stalls; then oldest go
 
 
@@ -73,6 +79,13 @@ class VoiceTrack(MediaStreamTrack):
     ``bench/stage_cost.py``) and its thread hop. Silence, hushed voice and PCM from the WebSocket
     ingest are frames, which the sender encodes (``aiortc_tuning.VoiceEncoder``, on the same
     timestamps).
+
+    Digital silence goes out as ``OPUS_SILENCE`` from its ``CODED_SILENT_FRAMES + 1``-th 20 ms
+    frame on: the very packet libopus codes it as from then on, with no encode and no trip to
+    aiortc's encoder thread. An idle channel sends nothing else: its encoder threads went from
+    2.1 to 1.2-1.3 ms of CPU a video frame (VP8 and Opus, the idle channel of
+    ``bench/idle_cost.py``). The first frames of a silence are still coded, so the
+    voice before it fades as libopus means it to.
     """
 
     kind = "audio"
@@ -85,6 +98,7 @@ class VoiceTrack(MediaStreamTrack):
         self._next_pts = 0
         self._source = source
         self._subscribers: set[VoiceTrack] = set()
+        self._silent_frames = 0  # the latest run of digitally silent 20 ms frames published
         self.overflowed = 0  # frames dropped because this track's consumer fell behind
 
     def subscribe(self) -> VoiceTrack:
@@ -100,12 +114,22 @@ class VoiceTrack(MediaStreamTrack):
         """
         packet = opus_packet_of(frame)
         item: av.AudioFrame | av.Packet = frame if packet is None else av.Packet(packet.payload)
+        if packet is None and self._still_silent(frame):
+            item = av.Packet(OPUS_SILENCE)
         item.pts = self._next_pts
         item.time_base = Fraction(1, VOICE_RATE_HZ)
         self._next_pts += frame.samples
         self._put(item)
         for track in self._subscribers:
             track._put(item)
+
+    def _still_silent(self, frame: av.AudioFrame) -> bool:
+        """Whether ``frame`` is a 20 ms silence that libopus would code as ``OPUS_SILENCE``."""
+        if frame.samples != OPUS_FRAME_SAMPLES or frame.to_ndarray().any():
+            self._silent_frames = 0
+            return False
+        self._silent_frames += 1
+        return self._silent_frames > CODED_SILENT_FRAMES
 
     def _put(self, frame: av.AudioFrame | av.Packet) -> None:
         if self._queue.full():

@@ -15,7 +15,7 @@ from lipstream.realtime.visemes import make_driver_with_events
 
 from .avatars import AvatarStore
 from .media.channel import Channel
-from .media.playout import PcmPlayout
+from .media.playout import PcmPlayout, idle_step_s
 from .media.publish import Publishing, PublishTarget
 from .media.session import AvatarSession
 from .metrics import Metrics, new_metrics
@@ -138,7 +138,8 @@ class ServerState:
         session = self.new_session(f"idle-{channel.name}", channel.name, avatar_id, IDLE_DRIVER)
         channel.idle = session
         # Silence through the real pipeline: the idle face blinks and moves as a listener does.
-        playout = PcmPlayout(session, SAMPLE_RATE_HZ, 0.0, notify=lambda _message: None)
+        step_s = idle_step_s(self.options.fps)
+        playout = PcmPlayout(session, SAMPLE_RATE_HZ, 0.0, lambda _message: None, step_s)
         session.tasks.start("idle-playout", playout.run())
         logger.info("Channel(%s) idle with avatar %s", channel.name, avatar_id)
 

@@ -14,7 +14,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 from lipstream.server.media import ingest
 from lipstream.server.media.ingest import AudioInbox, SilenceFiller, pcm_frame, pump_track, silence
-from lipstream.server.media.playout import PcmPlayout, QueueFull
+from lipstream.server.media.playout import PcmPlayout, QueueFull, idle_step_s
 from lipstream.server.media.tracks import (
     OPUS_SILENCE,
     VOICE_QUEUE_FRAMES,
@@ -382,3 +382,19 @@ def test_voice_track_sends_steady_silence_as_the_opus_silence_packet() -> None:
     assert kinds == ["frame"] * 3 + ["packet"] * 3 + ["frame"] * 2
     assert all(bytes(item) == OPUS_SILENCE for item in sent[3:6])
     assert [item.pts for item in sent] == [960 * i for i in range(8)]
+
+
+def test_idle_faces_are_fed_a_video_frame_of_silence_at_a_time() -> None:
+    """Whole 20 ms steps within one frame: never two frames a feed, so none is skipped."""
+    assert [idle_step_s(fps) for fps in (25, 30, 50, 15)] == pytest.approx([0.04, 0.02, 0.02, 0.06])
+
+
+async def test_pcm_playout_feeds_steps_of_its_own_length() -> None:
+    session = FakeSession()
+    playout = PcmPlayout(session, 16_000, 0.0, lambda _m: None, step_s=0.04)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(playout.run())
+    try:
+        await session.frames(3)
+    finally:
+        task.cancel()
+    assert [f.samples for f in session.fed[:3]] == [640] * 3

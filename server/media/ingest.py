@@ -22,7 +22,7 @@ from lipstream.realtime.clock import SAMPLE_RATE_HZ
 
 from ..tasks import TaskOwner
 from .low_latency import tag_with_opus_packet
-from .tracks import VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
+from .tracks import OPUS_FRAME_SAMPLES, VOICE_LAYOUT, VOICE_RATE_HZ, silent_voice_frame
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +116,18 @@ def _silence_like(frame: av.AudioFrame) -> ConvertedAudio | None:
     """What the resamplers make of a silent ``frame`` when they hold only zeros.
 
     None where a 20 ms-style frame does not cover a whole number of samples at both output rates
-    (the resamplers then carry a fraction, which they keep to themselves).
+    (the resamplers then carry a fraction, which they keep to themselves). The voice comes in
+    20 ms frames where it divides into them, so that ``VoiceTrack`` can send each as the Opus
+    silence packet.
     """
     pipeline, left = divmod(frame.samples * SAMPLE_RATE_HZ, frame.sample_rate)
     voice, voice_left = divmod(frame.samples * VOICE_RATE_HZ, frame.sample_rate)
     if left or voice_left:
         return None
-    voiced = [frame] if _is_voice_format(frame) else [silent_voice_frame(voice)]
+    pieces, rest = divmod(voice, OPUS_FRAME_SAMPLES)  # Opus's 20 ms, which VoiceTrack sends as one
+    voiced = [silent_voice_frame(OPUS_FRAME_SAMPLES) for _ in range(pieces)]
+    if rest or not voiced:
+        voiced = [silent_voice_frame(voice)]
     return ConvertedAudio(pipeline=np.zeros(pipeline, np.float32), voice=voiced)
 
 

@@ -27,6 +27,15 @@ QUEUED_EVERY_FRAMES = 10  # a ``queued`` report every 200 ms of playout
 Notify = Callable[[dict[str, Any]], None]
 
 
+def idle_step_s(fps: int) -> float:
+    """The longest whole number of 20 ms steps within one video frame (40 ms at 25 fps).
+
+    Fed that much at a time, a session completes at most one frame a feed, so none is skipped.
+    """
+    steps = max(1, int(1000 / fps) // round(1000 * SILENCE_STEP_S))
+    return steps * SILENCE_STEP_S
+
+
 class Clearable(Protocol):
     """What the playout drives: ``AvatarSession``, or a fake in tests."""
 
@@ -59,18 +68,27 @@ class _Segment:
 class PcmPlayout:
     """Cuts pushed PCM into 20 ms frames and feeds them to a session on the wall clock.
 
+    ``step_s`` sets a longer frame where nothing needs 20 ms: a channel's idle face is fed a video
+    frame's silence at a time (``idle_step_s``), half the trips to its worker thread.
+
     Use from the event loop only. ``notify`` receives the server-to-client messages
     (``playback_started``, ``playback_finished``, ``queued``) as dicts; it must not block.
     """
 
     def __init__(
-        self, session: Clearable, rate_hz: int, max_queue_s: float, notify: Notify
+        self,
+        session: Clearable,
+        rate_hz: int,
+        max_queue_s: float,
+        notify: Notify,
+        step_s: float = SILENCE_STEP_S,
     ) -> None:
         self._session = session
         self._rate_hz = rate_hz
-        self._frame_bytes = 2 * int(rate_hz * SILENCE_STEP_S)
+        self._step_s = step_s  # the audio of one feed
+        self._frame_bytes = 2 * int(round(rate_hz * step_s))
         self._frames: deque[tuple[_Segment, bytes]] = deque()
-        self._limit = int(round(max_queue_s / SILENCE_STEP_S))
+        self._limit = int(round(max_queue_s / step_s))
         self._partial = b""
         self._notify = notify
         self._segment = _Segment(0)  # the one new audio joins
@@ -80,7 +98,7 @@ class PcmPlayout:
     @property
     def queued_s(self) -> float:
         """Seconds of PCM waiting to play."""
-        return len(self._frames) * SILENCE_STEP_S
+        return len(self._frames) * self._step_s
 
     def push(self, pcm: bytes) -> None:
         """Queues s16le PCM for the open segment; raises ``QueueFull`` past the cap."""
@@ -90,7 +108,7 @@ class PcmPlayout:
         if len(self._frames) + count > self._limit:
             raise QueueFull(
                 f"the queue holds {self.queued_s:.1f} s; this message would take it past the "
-                f"{self._limit * SILENCE_STEP_S:.0f} s cap (--max-queue-s); it was dropped"
+                f"{self._limit * self._step_s:.0f} s cap (--max-queue-s); it was dropped"
             )
         if self._segment.ended:
             self._segment = _Segment(self._segment.number + 1)
@@ -131,7 +149,7 @@ class PcmPlayout:
         if self._playing is segment:
             self._playing = None
         segment.ended = True
-        position_s = max(segment.played * SILENCE_STEP_S - unheard_s, 0.0)
+        position_s = max(segment.played * self._step_s - unheard_s, 0.0)
         self._notify(
             {
                 "type": "playback_finished",
@@ -160,7 +178,7 @@ class PcmPlayout:
         due = time.monotonic()
         fed = 0
         while True:
-            due += SILENCE_STEP_S
+            due += self._step_s
             delay = due - time.monotonic()
             if delay < -RESYNC_AFTER_S:
                 due = time.monotonic()

@@ -398,3 +398,10 @@ async def test_pcm_playout_feeds_steps_of_its_own_length() -> None:
     finally:
         task.cancel()
     assert [f.samples for f in session.fed[:3]] == [640] * 3
+
+
+def test_front_end_hands_on_silent_client_frames_themselves() -> None:
+    """A silent frame decoded from a client's packet stays that frame (and its packet tag)."""
+    front_end = ingest.AudioFrontEnd()
+    frames = [silence(0.02) for _ in range(3)]
+    assert [front_end.convert(frame).voice for frame in frames] == [[frame] for frame in frames]

@@ -116,14 +116,17 @@ def _silence_like(frame: av.AudioFrame) -> ConvertedAudio | None:
     """What the resamplers make of a silent ``frame`` when they hold only zeros.
 
     None where a 20 ms-style frame does not cover a whole number of samples at both output rates
-    (the resamplers then carry a fraction, which they keep to themselves). The voice comes in
-    20 ms frames where it divides into them, so that ``VoiceTrack`` can send each as the Opus
-    silence packet.
+    (the resamplers then carry a fraction, which they keep to themselves). A frame in the voice
+    format is the voice itself, with the client's packet it may carry (``VoiceTrack`` sends that
+    back as it came); other silence comes as 20 ms voice frames where it divides into them, so
+    that ``VoiceTrack`` can send each as the Opus silence packet.
     """
     pipeline, left = divmod(frame.samples * SAMPLE_RATE_HZ, frame.sample_rate)
     voice, voice_left = divmod(frame.samples * VOICE_RATE_HZ, frame.sample_rate)
     if left or voice_left:
         return None
+    if _is_voice_format(frame):
+        return ConvertedAudio(pipeline=np.zeros(pipeline, np.float32), voice=[frame])  # its tag too
     pieces, rest = divmod(voice, OPUS_FRAME_SAMPLES)  # Opus's 20 ms, which VoiceTrack sends as one
     voiced = [silent_voice_frame(OPUS_FRAME_SAMPLES) for _ in range(pieces)]
     if rest or not voiced:

@@ -48,6 +48,11 @@ class MotionPipeline:
         """Input samples consumed so far: the session's media clock."""
         return self._samples_seen
 
+    def completes_frame(self, samples: int) -> bool:
+        """Whether ``samples`` more input would let the next frame be emitted."""
+        ready = self.clock.frames_ready(self._samples_seen + samples, self.lookahead_samples)
+        return ready > self._next_frame
+
     def push(self, audio: np.ndarray) -> list[FramePose]:
         """Consumes ``(n,)`` float32 16 kHz samples; returns poses for the frames it completed.
 

@@ -26,6 +26,7 @@ from lipstream.realtime.motion import (
     MotionModel,
 )
 from lipstream.realtime.phonemes import PHONE_TO_INDEX, PHONES
+from lipstream.realtime.pipeline import MotionPipeline
 from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS
 
 
@@ -174,6 +175,17 @@ def test_live_driver_makes_each_frame_with_the_packet_that_ends_it(motion: Motio
     packet = 2 * HOP
     made = [len(driver.push(np.zeros(packet, np.float32))) for _ in range(20)]
     assert made == [0, 1] * 10  # packet 2k + 1 ends frame k
+
+
+def test_pipeline_knows_beforehand_which_packet_completes_a_frame(motion: MotionModel) -> None:
+    """``completes_frame`` (the feeder's test for holding a packet) agrees with ``push``."""
+    posteriors = np.full((200, len(PHONES)), 1.0 / len(PHONES), np.float32)
+    clock = MediaClock(fps=25)
+    encoder = ScriptedEncoder(posteriors, lookahead_ms=50)
+    pipeline = MotionPipeline(clock, LearnedDriver(clock, encoder, motion, LIVE_VOICE_LEAD_MS))
+    for size in [2 * HOP] * 10 + [HOP] * 8 + [3 * HOP] * 6:  # 20, 10 and 30 ms packets
+        expected = pipeline.completes_frame(size)
+        assert expected == bool(pipeline.push(np.zeros(size, np.float32)))
 
 
 def test_lookahead_over_budget_is_rejected(motion: MotionModel) -> None:

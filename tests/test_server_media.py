@@ -29,7 +29,8 @@ DEADLINE_S = 5.0
 class FakeSession:
     """Records what is fed, as ``AvatarSession.feed`` would receive it."""
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, frame_packets: int = 1) -> None:
+        self.frame_packets = frame_packets  # input frames that complete a video frame
         self.fed: list[av.AudioFrame] = []
         self.batches: list[list[ingest.Arrived]] = []
         self.tasks = TaskOwner("FakeSession")
@@ -54,6 +55,9 @@ class FakeSession:
             raise RuntimeError("worker trip failed")
         self.batches.append(batch)
         self.more.set()
+
+    def completes_frame(self, batch: list[ingest.Arrived]) -> bool:
+        return len(batch) >= self.frame_packets
 
     async def frames(self, n: int) -> None:
         """Waits until ``n`` frames were fed (by ``feed``) or fails at the deadline."""
@@ -405,3 +409,44 @@ def test_front_end_hands_on_silent_client_frames_themselves() -> None:
     front_end = ingest.AudioFrontEnd()
     frames = [silence(0.02) for _ in range(3)]
     assert [front_end.convert(frame).voice for frame in frames] == [[frame] for frame in frames]
+
+
+class QueuedTrack:
+    """An audio track that yields the 20 ms frames a test puts in, and ends on ``None``."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue()
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await self.queue.get()
+        if frame is None:
+            raise MediaStreamError()
+        return frame
+
+
+async def test_a_packet_that_completes_no_frame_waits_for_the_next() -> None:
+    """Two 20 ms packets make a 40 ms frame: one worker trip per frame, not per packet."""
+    session, track = FakeSession(frame_packets=2), QueuedTrack()
+    pump = asyncio.ensure_future(pump_track(session, track))  # type: ignore[arg-type]
+    for _ in range(4):
+        await track.queue.put(silence(0.02))
+        await asyncio.sleep(0.01)  # a packet at a time, as they arrive
+    await track.queue.put(None)
+    await asyncio.wait_for(pump, DEADLINE_S)
+    assert [len(batch) for batch in session.batches] == [2, 2]
+
+
+async def test_a_held_packet_is_fed_when_the_client_stalls_or_leaves() -> None:
+    """The held packet goes through before the silence that tops up a stall, and at the end."""
+    session, track = FakeSession(frame_packets=2), QueuedTrack()
+    pump = asyncio.ensure_future(pump_track(session, track))  # type: ignore[arg-type]
+    await track.queue.put(silence(0.02))
+    await session.frames(1)  # the stall's silence (by ``feed``), after the held packet's batch
+    assert [len(batch) for batch in session.batches] == [1]
+    await track.queue.put(silence(0.02))
+    await asyncio.sleep(0.01)
+    await track.queue.put(None)
+    assert await asyncio.wait_for(pump, DEADLINE_S) == "the client's audio track ended"
+    assert [len(batch) for batch in session.batches] == [1, 1]

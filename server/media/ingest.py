@@ -190,6 +190,10 @@ class Feed(Protocol):
         """Runs several input frames through the pipeline in one trip."""
         ...
 
+    def completes_frame(self, batch: list[Arrived]) -> bool:
+        """Whether feeding ``batch`` would complete a video frame."""
+        ...
+
 
 async def pump_track(session: Feed, track: MediaStreamTrack) -> str:
     """Feeds a WebRTC audio track into ``session`` until it ends; returns why it ended.
@@ -199,6 +203,13 @@ async def pump_track(session: Feed, track: MediaStreamTrack) -> str:
     session that falls behind catches up in a few large steps instead of letting packets queue,
     and if it is more than ``MAX_BACKLOG_S`` behind, the oldest audio is dropped: the delay stays
     bounded. A reader that fails ends the feed with its error as the reason (and is logged).
+
+    A batch that completes no video frame (the first 20 ms packet of a 40 ms frame) waits on the
+    loop for the next one: its frame could not be made sooner, and a trip to the worker costs
+    about as much CPU as the packet's own work. It goes alone if the client stalls or leaves.
+    Four talking sessions and the independent probe, all threads' CPU a frame (per-role
+    ``/metrics``), five interleaved pairs: 12.6, 11.4, 10.5, 11.1, 12.5 ms against 11.9, 11.7,
+    11.1, 12.0, 14.4 with a trip per packet.
     """
     inbox = AudioInbox()
     reader = session.tasks.start("read-track", _read_track(track, inbox))
@@ -257,6 +268,7 @@ async def _read_track(track: MediaStreamTrack, inbox: AudioInbox) -> None:
 async def _feed_from(session: Feed, inbox: AudioInbox) -> str:
     filler = SilenceFiller()
     last_heard = time.monotonic()
+    held: list[Arrived] = []  # arrived, and completes no frame yet: it goes with the next
     # Checked each turn: before Python 3.12, wait_for may swallow a cancel that arrives as its
     # inner wait completes, and this loop would then feed a closed session until VANISHED_AFTER_S.
     while not session.closed.is_set():
@@ -265,15 +277,21 @@ async def _feed_from(session: Feed, inbox: AudioInbox) -> str:
         except asyncio.TimeoutError:
             if time.monotonic() - last_heard > VANISHED_AFTER_S:
                 return f"no audio from the client for {VANISHED_AFTER_S:.0f} s"
+            if held:
+                await session.feed_batch(held)
+                held = []
             gap_s = filler.due()
             if gap_s > 0:
                 await session.feed(silence(gap_s))
             continue
-        batch = inbox.take()
-        if batch:
+        batch = held + inbox.take()
+        if len(batch) > len(held):
             last_heard = time.monotonic()
             filler.heard()
+        if batch and (inbox.ended is not None or session.completes_frame(batch)):
             await session.feed_batch(batch)
+            batch = []
+        held = batch
         if inbox.ended is not None:
             return inbox.ended
     return "the session closed"

@@ -177,6 +177,16 @@ class AvatarSession:
         """Runs one input audio frame through the pipeline and releases whatever it completes."""
         await self.feed_batch([Arrived(frame, time.monotonic())])
 
+    def completes_frame(self, batch: list[Arrived]) -> bool:
+        """Whether ``batch`` would complete a video frame (read on the loop, between trips).
+
+        Counts the batch's samples at the pipeline's rate rounded up: a frame wrongly expected
+        costs one trip, a frame wrongly not expected would wait a packet.
+        """
+        rate = self.clock.sample_rate_hz
+        samples = sum(-(-a.frame.samples * rate // a.frame.sample_rate) for a in batch)
+        return self._pipeline.completes_frame(samples)
+
     async def feed_batch(self, batch: list[Arrived]) -> None:
         """Like ``feed`` for several frames in one trip to the worker (used when input piles up)."""
         if self.closed.is_set():

@@ -435,7 +435,9 @@ async def test_a_packet_that_completes_no_frame_waits_for_the_next() -> None:
         await asyncio.sleep(0.01)  # a packet at a time, as they arrive
     await track.queue.put(None)
     await asyncio.wait_for(pump, DEADLINE_S)
-    assert [len(batch) for batch in session.batches] == [2, 2]
+    sizes = [len(batch) for batch in session.batches]
+    # [2, 2] as they come; a slow loop may bunch packets, but none goes alone until the end.
+    assert sum(sizes) == 4 and len(sizes) <= 2 and sizes[0] >= 2, sizes
 
 
 async def test_a_held_packet_is_fed_when_the_client_stalls_or_leaves() -> None:

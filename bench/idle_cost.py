@@ -5,7 +5,8 @@
 Starts ``lipstream serve --workers 1``, measures the server's CPU (its process tree, /proc) for
 10 s with no channel, then while one viewer watches an idle channel (the blinking face, fed
 silence through the pipeline, rendered and encoded for the viewer), with the server's CPU a
-rendered frame by thread role (``lipstream_thread_cpu_seconds_total``). Run on a quiet machine.
+rendered frame by thread role (``lipstream_thread_cpu_seconds_total``) and by the session's stage
+(``lipstream_stage_cpu_seconds_total``). Run on a quiet machine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.probe_cpu import cpu_by_role
+from bench.probe_cpu import cpu_by_label, cpu_by_role
 from bench.process_stats import sample
 from bench.report import save
 from bench.server_process import ServerProcess, metric
@@ -25,8 +26,10 @@ from bench.whip_client import WebRtcClient
 SETTLE_S = 5.0
 
 
-async def watch(url: str, pid: int, seconds: float) -> tuple[float, float, dict[str, float]]:
-    """Server cores, fps received and CPU ms a rendered frame by thread role, one idle viewer.
+async def watch(
+    url: str, pid: int, seconds: float
+) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """Server cores, fps received and CPU ms a rendered frame by role and stage, one idle viewer.
 
     The viewer watches a channel nobody speaks on.
     """
@@ -34,17 +37,27 @@ async def watch(url: str, pid: int, seconds: float) -> tuple[float, float, dict[
     await viewer.view("idle-cost")
     await asyncio.sleep(SETTLE_S)
     before, started = sample(pid).cpu_s, time.monotonic()
-    roles, frames = cpu_by_role(url), metric(url, "lipstream_frames_rendered_total")
+    counters = {"thread_role": cpu_by_role(url), "session_stage": stage_cpu(url)}
+    frames = metric(url, "lipstream_frames_rendered_total")
     await asyncio.sleep(seconds)
     cores = (sample(pid).cpu_s - before) / (time.monotonic() - started)
-    rendered = metric(url, "lipstream_frames_rendered_total") - frames
-    by_role = {
-        role: round(1000 * (cpu - roles.get(role, 0.0)) / max(rendered, 1.0), 3)
-        for role, cpu in sorted(cpu_by_role(url).items())
+    rendered = max(metric(url, "lipstream_frames_rendered_total") - frames, 1.0)
+    now = {"thread_role": cpu_by_role(url), "session_stage": stage_cpu(url)}
+    per_frame = {
+        kind: {
+            k: round(1000 * (v - counters[kind].get(k, 0.0)) / rendered, 3)
+            for k, v in sorted(now[kind].items())
+        }
+        for kind in now
     }
     fps = viewer.received.fps(started, time.monotonic())
     await viewer.close()
-    return cores, fps, by_role
+    return cores, fps, per_frame
+
+
+def stage_cpu(url: str) -> dict[str, float]:
+    """The sessions' CPU seconds so far by pipeline stage (resample, motion, render, ...)."""
+    return cpu_by_label(url, "lipstream_stage_cpu_seconds", "stage")
 
 
 def main() -> None:
@@ -58,12 +71,13 @@ def main() -> None:
         before = sample(pid).cpu_s
         time.sleep(10.0)
         quiet = (sample(pid).cpu_s - before) / 10.0
-        cores, fps, by_role = asyncio.run(watch(url, pid, args.seconds))
+        cores, fps, per_frame = asyncio.run(watch(url, pid, args.seconds))
     result = {
         "server_cores_no_channel": quiet,
         "server_cores_idle_channel_1_viewer": cores,
         "viewer_fps": fps,
-        "cpu_ms_per_frame_by_thread_role": by_role,
+        "cpu_ms_per_frame_by_thread_role": per_frame["thread_role"],
+        "cpu_ms_per_frame_by_session_stage": per_frame["session_stage"],
     }
     save("idle_cost", result, f"python -m bench.idle_cost --seconds {args.seconds:g}")
 

@@ -32,12 +32,17 @@ WINDOW_S = 10.0  # of the probe's 20 s of talking
 
 def cpu_by_role(url: str) -> dict[str, float]:
     """The server's thread CPU seconds so far by role, summed over its workers."""
+    return cpu_by_label(url, "lipstream_thread_cpu_seconds", "role")
+
+
+def cpu_by_label(url: str, family_name: str, label: str) -> dict[str, float]:
+    """A CPU-seconds counter family's totals so far by ``label``, summed over the workers."""
     seconds: dict[str, float] = defaultdict(float)
     for family in text_string_to_metric_families(metrics_text(url)):
-        if family.name == "lipstream_thread_cpu_seconds":
+        if family.name == family_name:
             for sample in family.samples:
                 if sample.name.endswith("_total"):
-                    seconds[sample.labels["role"]] += sample.value
+                    seconds[sample.labels[label]] += sample.value
     return seconds
 
 

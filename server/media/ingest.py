@@ -63,9 +63,10 @@ class AudioFrontEnd:
 
     Digital silence that follows ``FLUSHED_AFTER_S`` of digital silence of the same format skips
     the resamplers: their filters then hold only zeros, so they would give zeros, as many as the
-    input covers, and their state would not change. An idle channel is fed nothing else, 50
-    frames a second: the session's resample stage went from 0.74-0.79 to 0.46-0.49 ms a video
-    frame (two interleaved pairs, the idle channel of ``bench/idle_cost.py``).
+    input covers, and their state would not change. An idle channel is fed nothing else: with
+    the silence packets of ``tracks.VoiceTrack`` and 40 ms idle feeds, its resample stage went
+    from 0.63-0.65 to 0.27-0.28 ms a rendered frame (``python -m bench.idle_cost``, two pairs
+    interleaved with 6162f33, the commit before the three).
     """
 
     def __init__(self) -> None:
@@ -207,9 +208,10 @@ async def pump_track(session: Feed, track: MediaStreamTrack) -> str:
     A batch that completes no video frame (the first 20 ms packet of a 40 ms frame) waits on the
     loop for the next one: its frame could not be made sooner, and a trip to the worker costs
     about as much CPU as the packet's own work. It goes alone if the client stalls or leaves.
-    Four talking sessions and the independent probe, all threads' CPU a frame (per-role
-    ``/metrics``), five interleaved pairs: 12.6, 11.4, 10.5, 11.1, 12.5 ms against 11.9, 11.7,
-    11.1, 12.0, 14.4 with a trip per packet.
+    Four talking sessions and the independent probe, the workers' thread CPU per rendered frame
+    (``lipstream_thread_cpu_seconds_total`` over 10 s of the probe, read by a harness not kept;
+    ``bench.probe_cpu`` prints the same counters as cores), five interleaved pairs: 12.6, 11.4,
+    10.5, 11.1, 12.5 ms against 11.9, 11.7, 11.1, 12.0, 14.4 with a trip per packet.
     """
     inbox = AudioInbox()
     reader = session.tasks.start("read-track", _read_track(track, inbox))

@@ -82,9 +82,10 @@ class VoiceTrack(MediaStreamTrack):
 
     Digital silence goes out as ``OPUS_SILENCE`` from its ``CODED_SILENT_FRAMES + 1``-th 20 ms
     frame on: the very packet libopus codes it as from then on, with no encode and no trip to
-    aiortc's encoder thread. An idle channel sends nothing else: its encoder threads went from
-    2.1 to 1.2-1.3 ms of CPU a video frame (VP8 and Opus, the idle channel of
-    ``bench/idle_cost.py``). The first frames of a silence are still coded, so the
+    aiortc's encoder thread. An idle channel sends nothing else: its encoder threads (VP8 and
+    Opus) went from 2.0-2.05 to 1.23-1.28 ms of CPU a rendered frame (``python -m
+    bench.idle_cost``, two pairs interleaved with 6162f33, with the front end's silence skip and
+    40 ms idle feeds). The first frames of a silence are still coded, so the
     voice before it fades as libopus means it to.
     """
 

@@ -17,7 +17,7 @@ from fractions import Fraction
 import aiohttp
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
 
@@ -166,12 +166,15 @@ class WebRtcClient:
         keep_frames: bool = True,
         probe: FrameProbe | None = None,
         browser_buffers: bool = True,
+        video_mime: str | None = None,
     ) -> None:
         """``keep_frames`` keeps every frame (downscaled); ``probe`` keeps only probe(frame)
         instead; ``browser_buffers`` receives as a browser does (``receive_buffers.py``), else
-        with aiortc's own buffers, as the independent probe does."""
+        with aiortc's own buffers, as the independent probe does; ``video_mime`` offers only that
+        video codec (e.g. ``video/H264``), else aiortc's list (VP8 first)."""
         self.base_url = base_url.rstrip("/")
         self.browser_buffers = browser_buffers
+        self.video_mime = video_mime
         self.keep_frames = keep_frames
         self.probe = probe
         self.pc = RTCPeerConnection()
@@ -192,14 +195,21 @@ class WebRtcClient:
         """Starts a WHIP session sending ``samples_48k`` (mono float32) and receiving the avatar."""
         self.voice = PacedVoiceTrack(samples_48k)
         self.pc.addTransceiver(self.voice, direction="sendrecv")
-        self.pc.addTransceiver("video", direction="recvonly")
+        self._receive_video()
         await self._negotiate(f"/whip{query}")
 
     async def view(self, channel: str) -> None:
         """Starts a WHEP viewer on ``channel``."""
-        self.pc.addTransceiver("video", direction="recvonly")
+        self._receive_video()
         self.pc.addTransceiver("audio", direction="recvonly")
         await self._negotiate(f"/whep/{channel}")
+
+    def _receive_video(self) -> None:
+        transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        if self.video_mime is not None:
+            codecs = RTCRtpReceiver.getCapabilities("video").codecs
+            wanted = [c for c in codecs if c.mimeType.lower() == self.video_mime.lower()]
+            transceiver.setCodecPreferences(wanted)
 
     async def _negotiate(self, path: str) -> None:
         if self.browser_buffers:

@@ -21,6 +21,7 @@ class Metrics:
     sessions_rejected: Counter
     frames_rendered: Counter
     frames_dropped: Counter
+    frames_coded: Counter
     voice_delay: Histogram
     stage_cpu: Counter
 
@@ -53,6 +54,11 @@ def new_metrics() -> Metrics:
         frames_dropped=Counter(
             "lipstream_frames_dropped_total",
             "Video frames skipped because a newer one was ready before rendering began",
+            registry=registry,
+        ),
+        frames_coded=Counter(
+            "lipstream_video_frames_coded_total",
+            "Video frames VP8-coded once for all of a channel's VP8 consumers (video_out.py)",
             registry=registry,
         ),
         voice_delay=Histogram(

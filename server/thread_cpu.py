@@ -1,7 +1,7 @@
 """CPU time of this process by thread role, read from /proc at each scrape (Linux).
 
 The stage counters (``lipstream_stage_cpu_seconds_total``) time the pipeline and the render; they
-do not see aiortc's work on the event loop (RTP, SRTP, RTCP), its encoder pool (VP8) or its decoder
+do not see aiortc's work on the event loop (RTP, SRTP, RTCP), its encoder pool or its decoder
 threads (Opus), nor what the stages cost live rather than in a warm loop. Measured live, each stage
 costs 1.4-2x what ``bench.stage_cost`` finds (a session's thread runs 8 ms of every 40 and its
 caches go cold between), so the split by thread is what says where a session's CPU goes.
@@ -9,9 +9,10 @@ caches go cold between), so the split by thread is what says where a session's C
 Roles, from the names Python and aiortc give their threads:
 
 - ``event_loop``: the main thread (aiortc's RTP path, signalling, the session's hand-offs);
-- ``session``: each session's worker thread (resampling, the motion pipeline, the render);
-- ``media_encode``: the event loop's default executor, where aiortc encodes (VP8, and Opus for
-  voice that is not passed through);
+- ``session``: each session's worker thread (resampling, the motion pipeline, the render, and the
+  channel's one VP8 coding of each frame, ``media/video_out.py``);
+- ``media_encode``: the event loop's default executor, where aiortc encodes (Opus for voice that
+  is not passed through, and video for a consumer that negotiated a codec other than VP8);
 - ``media_decode``: aiortc's decoder threads (the speaker's Opus);
 - ``other``: any other Python thread;
 - ``native``: threads no Python code started (onnxruntime or libvpx pools, when set above one).

@@ -153,3 +153,44 @@ async def test_the_speaker_hears_back_the_opus_packets_it_sent(
         assert np.mean(stereo_bits) > 0.9
     finally:
         await speaker.close()
+
+
+async def test_a_channel_codes_its_video_once_for_every_vp8_consumer(
+    server: str, speech: Speech
+) -> None:
+    """The speaker and two VP8 viewers share one coding of each frame.
+
+    An H.264 viewer, which cannot take VP8 packets, gets the frames and codes them itself. Every
+    one of them sees the face.
+    """
+    speaker = WebRtcClient(server, keep_frames=False)
+    viewers = [
+        WebRtcClient(server, video_mime="video/VP8"),
+        WebRtcClient(server, keep_frames=False),
+        WebRtcClient(server, video_mime="video/H264"),
+    ]
+    coded_before = metric(server, "lipstream_video_frames_coded_total")
+    rendered_before = metric(server, "lipstream_frames_rendered_total")
+    await speaker.publish(speech.samples[: 5 * 48_000], "?channel=once")
+    try:
+        await asyncio.sleep(0.5)
+        for viewer in viewers:
+            await viewer.view("once")
+        await until(lambda: len(viewers[0].received.video_at) >= 2 * FPS, 20.0, "2 s of frames")
+        await asyncio.sleep(1.0)
+        for viewer in viewers:
+            received = viewer.received
+            assert len(received.video_at) >= 2 * FPS, "every viewer gets the video"
+            assert _completeness(received.video_pts) >= 0.85
+        openings = mouth_openings(viewers[0].received.frames)
+        assert np.mean(~np.isnan(openings)) >= 0.99, "the shared packets decode to the face"
+        answer = viewers[2].pc.remoteDescription.sdp
+        assert "H264/90000" in answer and "VP8" not in answer
+        h264_openings = mouth_openings(viewers[2].received.frames)
+        assert np.mean(~np.isnan(h264_openings)) >= 0.99, "so do the H.264 viewer's frames"
+        coded = metric(server, "lipstream_video_frames_coded_total") - coded_before
+        rendered = metric(server, "lipstream_frames_rendered_total") - rendered_before
+        assert 0.9 * rendered <= coded <= rendered, "one coding per frame, not one per consumer"
+    finally:
+        for client in [*viewers, speaker]:
+            await client.close()

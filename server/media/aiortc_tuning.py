@@ -1,4 +1,4 @@
-"""Five process-wide adjustments to aiortc for the avatar's hot path, each measured in a profile.
+"""Six process-wide adjustments to aiortc for the avatar's hot path, each measured in a profile.
 
 1. ``aiortc.rtp.compute_audio_level_dbov`` walks every sample of every outgoing audio frame in a
    Python loop on the event-loop thread (RFC 6465 audio level, aiortc 1.16 ``rtp.py``): 15 % of
@@ -22,6 +22,11 @@
    went in (log spectral distance below 8 kHz 2.3-2.4 instead of 4.2-4.4 dB, SNR 10.5 vs 8.2 dB;
    ``python -m bench.opus_voice``). The SDP still says ``opus/48000/2``, as RFC 7587 requires; a
    mono packet decodes to both channels.
+6. A channel codes its video once and every sender packs the same VP8 packets (``video_out.py``).
+   aiortc keeps three things from such a track: which codec was negotiated, a receiver's request
+   for a keyframe (PLI or FIR), and its bitrate estimate (REMB). ``RTCRtpSender`` passes them on
+   to a track that takes them (``use_codec``, ``request_keyframe``, ``report_bitrate``), after
+   doing what it did before.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from typing import Any, Literal
 import aiortc.codecs
 import av
 import numpy as np
-from aiortc import rtp
+from aiortc import RTCRtpSender, rtp
 from aiortc.codecs import h264, opus, vpx
 from aiortc.mediastreams import convert_timebase
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, unpack_remb_fci
 from av import AudioFrame, AudioResampler
 from av.frame import Frame
 
@@ -139,9 +146,49 @@ class VoiceEncoder(opus.OpusEncoder):
         return payloads, end - len(payloads) * opus.SAMPLES_PER_FRAME
 
 
+_SEND = RTCRtpSender.send
+_SEND_KEYFRAME = RTCRtpSender._send_keyframe
+_HANDLE_RTCP = RTCRtpSender._handle_rtcp_packet
+
+
+async def _send(self: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
+    """Runs aiortc's ``send``, first telling the track which codec it will be packed or coded in."""
+    use_codec = getattr(self.track, "use_codec", None)
+    if use_codec is not None and parameters.codecs:
+        use_codec(parameters.codecs[0].mimeType)
+    await _SEND(self, parameters)
+
+
+def _send_keyframe(self: RTCRtpSender) -> None:
+    """Does aiortc's keyframe request (for the encoder it owns), and passes it on to the track."""
+    _SEND_KEYFRAME(self)
+    request_keyframe = getattr(self.track, "request_keyframe", None)
+    if request_keyframe is not None:
+        request_keyframe()
+
+
+async def _handle_rtcp_packet(self: RTCRtpSender, packet: AnyRtcpPacket) -> None:
+    """Runs aiortc's RTCP handling, then passes a REMB for this sender on to the track."""
+    await _HANDLE_RTCP(self, packet)
+    report_bitrate = getattr(self.track, "report_bitrate", None)
+    if report_bitrate is None or not isinstance(packet, RtcpPsfbPacket):
+        return
+    if packet.fmt != RTCP_PSFB_APP:
+        return
+    try:
+        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+    except ValueError:
+        return  # an APP message that is not a REMB (aiortc ignores it too)
+    if self._ssrc in ssrcs:
+        report_bitrate(bitrate)
+
+
 def apply() -> None:
-    """Installs all five adjustments (idempotent); called once when the app is created."""
+    """Installs all six adjustments (idempotent); called once when the app is created."""
     rtp.compute_audio_level_dbov = audio_level_dbov
+    RTCRtpSender.send = _send  # type: ignore[method-assign]
+    RTCRtpSender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
+    RTCRtpSender._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
     aiortc.codecs.OpusEncoder = VoiceEncoder  # type: ignore[misc]
     vpx.av = _AvForVpx  # type: ignore[assignment]
     vpx.MAX_BITRATE = MAX_VIDEO_BITRATE_BPS

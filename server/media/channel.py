@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 import av
 from aiortc import RTCPeerConnection
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
-from .tracks import VOICE_RATE_HZ, AvatarVideoTrack, VoiceTrack
+from .tracks import VOICE_RATE_HZ, VoiceTrack
+from .video_out import EncodedFrame, VideoOut
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Channel:
 
     name: str
     fps: int
-    video: AvatarVideoTrack = field(init=False)
+    video: VideoOut = field(init=False)
     voice: VoiceTrack = field(init=False)
     speaker: Source | None = None
     idle: Source | None = None
@@ -72,14 +72,13 @@ class Channel:
     on_handover: Callable[[Channel], None] | None = (
         None  # a speaker took the air from the idle face
     )
-    _relay: MediaRelay = field(default_factory=MediaRelay)
     _on_air: _OnAir | None = None
     _started_at: float = field(default_factory=time.monotonic)
     _last_frame: int = -1
     _voice_samples: int = 0  # 48 kHz samples published on this channel
 
     def __post_init__(self) -> None:
-        self.video = AvatarVideoTrack(self.fps)
+        self.video = VideoOut(self.fps)
         self.voice = VoiceTrack()
 
     # --- consumers -------------------------------------------------------------------------------
@@ -93,7 +92,7 @@ class Channel:
         """Adds this channel's tracks to ``pc``, each its own bounded subscription."""
         tracks: list[MediaStreamTrack] = []
         if video:
-            tracks.append(self._relay.subscribe(self.video, buffered=False))
+            tracks.append(self.video.subscribe())
             pc.addTrack(tracks[-1])
         if voice:
             tracks.append(self.voice.subscribe())
@@ -144,8 +143,17 @@ class Channel:
             self.on_handover(self)
         return self._on_air
 
-    def show(self, source: Source, frame: av.VideoFrame | None, source_frame: int) -> int | None:
-        """Publishes a source's video frame if it is on air; returns its channel frame number."""
+    def show(
+        self,
+        source: Source,
+        frame: av.VideoFrame | None,
+        source_frame: int,
+        coded: EncodedFrame | None = None,
+    ) -> int | None:
+        """Publishes a source's video frame (and its VP8 packet) if it is on air.
+
+        Returns the channel frame number, or None if the frame is not shown.
+        """
         air = self._take_air(source, source_frame)
         if air is None:
             return None
@@ -154,7 +162,7 @@ class Channel:
             return None  # a source's frames only move forward; a late one is dropped
         self._last_frame = number
         if frame is not None:
-            self.video.publish(frame, number)
+            self.video.publish(frame, number, coded)
             self.frames_shown += 1
         return number
 

@@ -2,9 +2,10 @@
 
 Both tracks are fed by the session when a frame is released, never paced by sleeps: the media clock
 is the input audio, so a frame leaves when its audio (plus look-ahead) has arrived and it has been
-rendered. Consumers reach the video through an aiortc ``MediaRelay`` (unbuffered: the newest
-frame) and the voice through ``VoiceTrack.subscribe``, whose per-consumer queue is bounded like the
-source's (aiortc's buffered relay queue is not), so a stalled viewer costs at most 2 s of audio.
+rendered. Consumers reach the video through ``video_out.VideoOut`` (VP8 packets coded once, or
+this module's frames for another codec) and the voice through ``VoiceTrack.subscribe``, whose
+per-consumer queue is bounded like the source's (aiortc's buffered relay queue is not), so a
+stalled viewer costs at most 2 s of audio.
 """
 
 from __future__ import annotations

@@ -77,7 +77,12 @@ class ServerState:
         """The channel called ``name``, made on first use."""
         channel = self.channels.get(name)
         if channel is None:
-            channel = Channel(name, self.options.fps, on_handover=self.refresh)
+            channel = Channel(
+                name,
+                self.options.fps,
+                on_handover=self.refresh,
+                on_frame_coded=self.metrics.frames_coded.inc,
+            )
             self.channels[name] = channel
             if self.publishing is not None and not self.closing:
                 self.publishing.started(channel)

@@ -1,8 +1,8 @@
 """A channel's video coded once: the packets every consumer gets decode as one unbroken chain.
 
-In-process: ``FrameEncoder`` and ``VideoOut`` with real libvpx and a real VP8 decoder, and aiortc's
-own ``RTCRtpSender`` for the keyframe and bitrate requests it passes on. End to end, over WebRTC,
-in ``tests/test_server_webrtc.py``.
+In-process: ``VideoOut`` with real libvpx and a real VP8 decoder, and aiortc's own
+``RTCRtpSender`` for the codec, keyframe and bitrate requests it passes on. End to end, over
+WebRTC, in ``tests/test_server_webrtc.py``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_f
 from lipstream.server.media import aiortc_tuning
 from lipstream.server.media.video_out import (
     MAX_BEHIND_PACKETS,
-    EncodedFrame,
     EncodeWish,
     FrameEncoder,
     VideoOut,
     VideoSubscription,
     vp8_options,
 )
+
+from tests.support.waits import until
 
 FPS = 25
 SIZE = 128
@@ -63,13 +64,11 @@ def _drain(track: VideoSubscription) -> list[av.Packet]:
     return [p for p in (queue.get_nowait() for _ in range(queue.qsize())) if p is not None]
 
 
-def _show(out: VideoOut, encoder: FrameEncoder, index: int, number: int) -> EncodedFrame:
-    wish = out.wish() or EncodeWish(False, vpx.DEFAULT_BITRATE)
-    frame = _picture(index)
-    coded = encoder.encode(frame, index, wish)
-    assert coded is not None
-    out.publish(frame, number, coded)
-    return coded
+async def _show(out: VideoOut, index: int) -> None:
+    """Publishes frame ``index`` and waits until the channel has coded it."""
+    coded = out.frames_coded
+    out.publish(_picture(index), index)
+    await until(lambda: out.frames_coded > coded, 5.0, f"frame {index} coded")
 
 
 def test_options_are_aiortcs_own_tuned_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,8 +88,10 @@ def test_options_are_aiortcs_own_tuned_encoders(monkeypatch: pytest.MonkeyPatch)
     frame = _picture(0)
     frame.pts, frame.time_base = 0, Fraction(1, 90_000)
     theirs.encode(frame)
-    ours = FrameEncoder(FPS)
-    ours.encode(_picture(0), 0, EncodeWish(False, theirs.target_bitrate))
+    ours = FrameEncoder()
+    frame = _picture(0)
+    frame.pts, frame.time_base = 0, Fraction(1, 90_000)
+    ours.encode(frame, EncodeWish(False, theirs.target_bitrate))
     codec = ours._codec
     assert codec is not None and theirs.codec is not None
     assert set_by_aiortc == vp8_options(theirs.target_bitrate)
@@ -100,112 +101,94 @@ def test_options_are_aiortcs_own_tuned_encoders(monkeypatch: pytest.MonkeyPatch)
 
 async def test_every_consumer_gets_one_chain_from_a_keyframe_and_late_ones_wait_for_one() -> None:
     out = VideoOut(FPS)
-    assert out.wish() is None, "nothing is coded while no consumer takes packets"
     early = _subscribed(out)
-    encoder = FrameEncoder(FPS)
     early_got, late_got = [], []
-    assert _show(out, encoder, 0, 0).keyframe
-    for index in range(1, 6):
-        assert not _show(out, encoder, index, index).keyframe
+    for index in range(6):
+        await _show(out, index)
         early_got += _drain(early)
+    assert out.keyframes_sent == 1
     late = _subscribed(out)
     assert out.wish() == EncodeWish(True, vpx.DEFAULT_BITRATE), "a new consumer asks for a keyframe"
-    stale = _picture(6)  # coded in a trip that began before the consumer came: late skips it
-    out.publish(stale, 6, encoder.encode(stale, 6, EncodeWish(False, vpx.DEFAULT_BITRATE)))
-    keyframe = _show(out, encoder, 7, 7)  # the wish as the session reads it before each trip
-    assert keyframe.keyframe and out.wish() == EncodeWish(False, vpx.DEFAULT_BITRATE)
-    for index in range(8, 12):
-        _show(out, encoder, index, index)
+    for index in range(6, 12):
+        await _show(out, index)
         early_got += _drain(early)
         late_got += _drain(late)
+    assert out.keyframes_sent == 2 and out.wish() == EncodeWish(False, vpx.DEFAULT_BITRATE)
+    assert out.frames_coded == 12, "one coding per frame, whatever the consumers"
 
     assert len(_decode_all(early_got)) == 12 and early.skipped == 0
-    assert len(late_got) == 5 and late.skipped == 1
-    assert late_got[0].pts == 7 * 90_000 // FPS, "channel timestamps, 90 kHz"
-    assert len(_decode_all(late_got)) == 5
-    assert out.keyframes_sent == 2
-
-
-async def test_a_packet_that_breaks_the_chain_is_held_back_until_a_keyframe() -> None:
-    """A handover between sources, or a frame the channel dropped, must not reach a decoder."""
-    out = VideoOut(FPS)
-    viewer = _subscribed(out)
-    idle, speaker = FrameEncoder(FPS), FrameEncoder(FPS)
-    got: list[av.Packet] = []
-    for index in range(4):
-        _show(out, idle, index, index)
-        got += _drain(viewer)
-    _show(out, speaker, 0, 4)  # the speaker's first frame is a keyframe: shown at once
-    _show(out, speaker, 1, 5)
-    got += _drain(viewer)
-    frame = _picture(2)
-    dropped = speaker.encode(frame, 2, EncodeWish(False, vpx.DEFAULT_BITRATE))
-    assert dropped is not None  # coded, then dropped by the channel (late): never published
-    assert not _show(out, speaker, 3, 6).keyframe
-    assert out.wish() == EncodeWish(True, vpx.DEFAULT_BITRATE)
-    assert _show(out, speaker, 4, 7).keyframe
-    _show(out, speaker, 5, 8)
-    got += _drain(viewer)
-
-    assert [p.pts * FPS // 90_000 for p in got] == [0, 1, 2, 3, 4, 5, 7, 8]
-    assert len(_decode_all(got)) == 8
+    assert len(_decode_all(late_got)) == 6 and late.skipped == 0
+    assert late_got[0].pts == 6 * 90_000 // FPS, "channel timestamps, 90 kHz"
+    out.stop()
 
 
 async def test_a_consumer_that_falls_behind_skips_to_the_next_keyframe() -> None:
     out = VideoOut(FPS)
     slow = _subscribed(out)
-    encoder = FrameEncoder(FPS)
     for index in range(MAX_BEHIND_PACKETS + 1):
-        _show(out, encoder, index, index)
+        await _show(out, index)
     wish = out.wish()
     assert slow.skipped == MAX_BEHIND_PACKETS + 1, "those it held, and the one that overflowed"
-    assert wish is not None and wish.keyframe
-    _show(out, encoder, 10, 10)
+    assert wish.keyframe
+    await _show(out, 10)
     packets = _drain(slow)
     assert len(packets) == 1 and len(_decode_all(packets)) == 1
+    out.stop()
 
 
-async def test_another_codec_gets_frames_and_no_packets() -> None:
+async def test_another_codec_gets_frames_and_nothing_is_coded() -> None:
     out = VideoOut(FPS)
     h264 = out.subscribe()
     h264.use_codec("video/H264")
-    assert not h264.takes_packets and out.wish() is None
-    frame = _picture(0)
-    out.publish(frame, 3, None)
+    assert not h264.takes_packets
+    out.publish(_picture(0), 3)
     received = await h264.recv()
     assert isinstance(received, av.VideoFrame) and received.pts == 3 * 90_000 // FPS
-    h264.stop()
+    assert out.frames_coded == 0
+    out.stop()
 
 
-async def test_the_sender_passes_the_codec_keyframe_requests_and_remb_to_the_track() -> None:
-    aiortc_tuning.apply()
-    out = VideoOut(FPS)
-    track = out.subscribe()
+def _sender(track: VideoSubscription) -> RTCRtpSender:
     transport = RTCDtlsTransport(
         RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
     )
-    sender = RTCRtpSender(track, transport)
-    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
-    await sender.send(RTCRtpSendParameters(codecs=[vp8]))
-    try:
-        assert track.takes_packets
-        _show(out, FrameEncoder(FPS), 0, 0)  # the keyframe the new consumer asked for
-        assert out.wish() == EncodeWish(False, vpx.DEFAULT_BITRATE)
+    return RTCRtpSender(track, transport)
 
-        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc)
-        await sender._handle_rtcp_packet(pli)
-        assert out.wish() == EncodeWish(True, vpx.DEFAULT_BITRATE)
 
-        remb = pack_remb_fci(300_000, [sender._ssrc])
-        await sender._handle_rtcp_packet(
-            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=remb)
-        )
-        assert out.wish() == EncodeWish(True, 300_000)
-        other = pack_remb_fci(100_000, [sender._ssrc + 1])
-        await sender._handle_rtcp_packet(
-            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=other)
-        )
-        assert out.wish() == EncodeWish(True, 300_000), "a REMB for another stream"
-    finally:
+async def test_the_sender_tells_the_track_its_codec() -> None:
+    aiortc_tuning.apply()
+    for mime_type, takes_packets in (("video/VP8", True), ("video/H264", False)):
+        out = VideoOut(FPS)
+        track = out.subscribe()
+        sender = _sender(track)
+        codec = RTCRtpCodecParameters(mimeType=mime_type, clockRate=90_000, payloadType=96)
+        await sender.send(RTCRtpSendParameters(codecs=[codec]))
+        assert track.takes_packets == takes_packets, mime_type
         await sender.stop()
-        track.stop()
+        out.stop()
+
+
+async def test_the_sender_passes_keyframe_requests_and_remb_to_the_track() -> None:
+    """Not started (no transport to send on), aiortc's sender still handles the RTCP it gets."""
+    aiortc_tuning.apply()
+    out = VideoOut(FPS)
+    track = _subscribed(out)
+    sender = _sender(track)
+    await _show(out, 0)  # the keyframe the new consumer asked for
+    assert out.wish() == EncodeWish(False, vpx.DEFAULT_BITRATE)
+
+    pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc)
+    await sender._handle_rtcp_packet(pli)
+    assert out.wish() == EncodeWish(True, vpx.DEFAULT_BITRATE)
+
+    remb = pack_remb_fci(300_000, [sender._ssrc])
+    await sender._handle_rtcp_packet(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=remb)
+    )
+    assert out.wish() == EncodeWish(True, 300_000)
+    other = pack_remb_fci(100_000, [sender._ssrc + 1])
+    await sender._handle_rtcp_packet(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=other)
+    )
+    assert out.wish() == EncodeWish(True, 300_000), "a REMB for another stream"
+    out.stop()

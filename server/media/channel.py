@@ -25,7 +25,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from .tracks import VOICE_RATE_HZ, VoiceTrack
-from .video_out import EncodedFrame, VideoOut
+from .video_out import VideoOut
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +72,14 @@ class Channel:
     on_handover: Callable[[Channel], None] | None = (
         None  # a speaker took the air from the idle face
     )
+    on_frame_coded: Callable[[], None] | None = None  # the channel VP8-coded a frame (a metric)
     _on_air: _OnAir | None = None
     _started_at: float = field(default_factory=time.monotonic)
     _last_frame: int = -1
     _voice_samples: int = 0  # 48 kHz samples published on this channel
 
     def __post_init__(self) -> None:
-        self.video = VideoOut(self.fps)
+        self.video = VideoOut(self.fps, self.on_frame_coded)
         self.voice = VoiceTrack()
 
     # --- consumers -------------------------------------------------------------------------------
@@ -143,17 +144,8 @@ class Channel:
             self.on_handover(self)
         return self._on_air
 
-    def show(
-        self,
-        source: Source,
-        frame: av.VideoFrame | None,
-        source_frame: int,
-        coded: EncodedFrame | None = None,
-    ) -> int | None:
-        """Publishes a source's video frame (and its VP8 packet) if it is on air.
-
-        Returns the channel frame number, or None if the frame is not shown.
-        """
+    def show(self, source: Source, frame: av.VideoFrame | None, source_frame: int) -> int | None:
+        """Publishes a source's video frame if it is on air; returns its channel frame number."""
         air = self._take_air(source, source_frame)
         if air is None:
             return None
@@ -162,7 +154,7 @@ class Channel:
             return None  # a source's frames only move forward; a late one is dropped
         self._last_frame = number
         if frame is not None:
-            self.video.publish(frame, number, coded)
+            self.video.publish(frame, number)
             self.frames_shown += 1
         return number
 

@@ -43,7 +43,6 @@ from .frames import FrameComposer
 from .hush import Hush
 from .ingest import Arrived, AudioFrontEnd
 from .tracks import VOICE_RATE_HZ, silent_voice_frame
-from .video_out import EncodedFrame, EncodeWish, FrameEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,6 @@ class Rendered:
 
     pose: FramePose
     frame: av.VideoFrame
-    coded: EncodedFrame | None  # its VP8 packet, if the channel wanted one
     ready_at: float  # arrival of the input frame that completed its audio
     posed_at: float  # its pose was ready (resample, VAD, encoder, motion)
 
@@ -122,7 +120,6 @@ class AvatarSession:
         self.closed = asyncio.Event()
         self._pipeline = pipeline
         self._composer = FrameComposer(renderer)
-        self._encoder = FrameEncoder(clock.fps)
         self._metrics = metrics
         self._events = events
         self._front_end = AudioFrontEnd()
@@ -196,8 +193,7 @@ class AvatarSession:
             return
         loop = asyncio.get_running_loop()
         clears = self._hush.requested
-        wish = self.output.video.wish()
-        done = await loop.run_in_executor(self._worker, self._process, batch, wish)
+        done = await loop.run_in_executor(self._worker, self._process, batch)
         if self.closed.is_set():
             return  # closed during the trip: its tracks are stopped
         cleared = clears != self._hush.requested  # voice from before a clear made during the trip
@@ -211,11 +207,8 @@ class AvatarSession:
             self._publish(done.rendered)
         self._emit(done)
 
-    def _process(self, batch: list[Arrived], wish: EncodeWish | None) -> Processed:
-        """Worker thread: resamples, advances the motion pipeline, renders the newest pose.
-
-        The rendered frame is VP8-coded here too if the channel ``wish``es (``video_out.py``).
-        """
+    def _process(self, batch: list[Arrived]) -> Processed:
+        """Worker thread: resamples, advances the motion pipeline, renders the newest pose."""
         held: list[HeldVoice] = []
         poses: list[FramePose] = []
         ready_at = 0.0
@@ -246,8 +239,7 @@ class AvatarSession:
             return Processed(held, None, [], events)
         posed_at = time.monotonic()
         frame = self._render(poses[-1])
-        coded = None if wish is None else self._encode(frame, poses[-1].index, wish)
-        rendered = Rendered(poses[-1], frame, coded, ready_at, posed_at)
+        rendered = Rendered(poses[-1], frame, ready_at, posed_at)
         return Processed(held, rendered, poses[:-1], events)
 
     # --- output ----------------------------------------------------------------------------------
@@ -255,7 +247,7 @@ class AvatarSession:
     def _publish(self, rendered: Rendered) -> None:
         """Hands the frame to the outgoing track and releases the voice it covers."""
         index = rendered.pose.index
-        self.output.show(self, rendered.frame, index, rendered.coded)
+        self.output.show(self, rendered.frame, index)
         self.timeline.append(
             FrameTimes(index, rendered.ready_at, rendered.posed_at, time.monotonic())
         )
@@ -283,13 +275,6 @@ class AvatarSession:
         frame = self._composer.frame(pose)
         self._metrics.stage_cpu.labels("render").inc(time.thread_time() - start)
         return frame
-
-    def _encode(self, frame: av.VideoFrame, index: int, wish: EncodeWish) -> EncodedFrame | None:
-        start = time.thread_time()
-        coded = self._encoder.encode(frame, index, wish)
-        self._metrics.stage_cpu.labels("encode").inc(time.thread_time() - start)
-        self._metrics.frames_coded.inc()
-        return coded
 
     def _voice_end(self, frame_index: int) -> int:
         """The last input sample whose voice may leave with video frame ``frame_index``."""

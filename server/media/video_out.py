@@ -1,21 +1,24 @@
 """A channel's outgoing video: each frame VP8-coded once, and the packet shared by every consumer.
 
 aiortc codes a track's frames once per ``RTCRtpSender``, because ``MediaRelay`` shares frames, not
-packets. A channel with a speaker, a WHEP viewer and an SFU publish would so run three VP8
-encoders on the same pictures, each in aiortc's encoder pool, one thread hop away from the frame.
-Here the source session codes each frame once, in the worker thread that has just rendered it
-(``FrameEncoder``), and every consumer's sender packs that packet (aiortc's ``Vp8Encoder.pack``).
-A consumer whose connection negotiated a codec other than VP8 gets the frames and codes them
-itself, as before (``VideoSubscription.use_codec``).
+packets. A channel with a speaker, five WHEP viewers and an SFU publish would so run seven VP8
+encoders on the same pictures. Here the channel codes each frame once (``VideoOut``'s coding task,
+in the event loop's default executor, where aiortc coded), and every consumer's sender packs that
+packet (aiortc's ``Vp8Encoder.pack``). A consumer whose connection negotiated a codec other than
+VP8 gets the frames and codes them itself, as before (``VideoSubscription.use_codec``).
 
-A VP8 frame depends on the ones before it, so a consumer must see every packet from a keyframe on:
+The coding stays off the session's worker thread on purpose: there it made the worker's trip a
+frame longer, and four talking sessions with the probe on this machine's two cores fell to
+16-20 fps in two runs of three, against 21.8-24.3 fps coded here (``bench.probe_cpu``, 3 pairs).
+
+The channel has one encoder whatever its source, so a handover between sessions is just the next
+frame. Like aiortc's own sender, the coding task takes the newest frame when it is free: a frame
+published while it codes the one before may be replaced unseen. Every packet it codes is sent, so
+a consumer must only see every packet from a keyframe on:
 
 - a consumer starts at a keyframe, and asks for one when it starts;
 - one that falls ``MAX_BEHIND_PACKETS`` behind drops what it holds and waits for the next keyframe;
-- a receiver's PLI or FIR asks for one (``aiortc_tuning`` passes aiortc's request on);
-- a packet that does not follow the last one shown from the same encoder (a handover between
-  sources, a frame the channel dropped as late) is not sent unless it is a keyframe, and asks for
-  one.
+- a receiver's PLI or FIR asks for one (``aiortc_tuning`` passes aiortc's request on).
 
 The bitrate is the lowest any consumer's receiver asked for (REMB), within aiortc's bounds; a
 consumer that has not asked counts as aiortc's starting bitrate.
@@ -24,8 +27,8 @@ consumer that has not asked counts as aiortc's starting bitrate.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -77,53 +80,37 @@ class EncodeWish:
 
 @dataclass(frozen=True)
 class EncodedFrame:
-    """One frame coded by a ``FrameEncoder``: ``seq`` counts that encoder's frames from 0."""
+    """One frame coded by a ``FrameEncoder``."""
 
     data: bytes
     keyframe: bool
-    encoder: int
-    seq: int
-
-
-_ENCODER_IDS = itertools.count()
 
 
 class FrameEncoder:
-    """A source's VP8 encoder, with aiortc's settings and ``aiortc_tuning.VP8_OPTIONS``.
+    """A channel's VP8 encoder, with aiortc's settings and ``aiortc_tuning.VP8_OPTIONS``.
 
-    Used by one thread at a time (the source's worker). The first frame, and the first after a
-    bitrate change, is a keyframe: libvpx is rebuilt then, as aiortc does.
+    Used by one thread at a time. The first frame, and the first after a bitrate change, is a
+    keyframe: libvpx is rebuilt then, as aiortc does.
     """
 
-    def __init__(self, fps: int) -> None:
-        self.id = next(_ENCODER_IDS)
-        self._fps = fps
+    def __init__(self) -> None:
         self._codec: VideoCodecContext | None = None
         self._bitrate_bps = 0  # the codec's
-        self._seq = 0
 
-    def encode(self, frame: av.VideoFrame, index: int, wish: EncodeWish) -> EncodedFrame | None:
-        """Source frame ``index`` coded; None if libvpx returned nothing (it holds none back).
+    def encode(self, frame: av.VideoFrame, wish: EncodeWish) -> EncodedFrame | None:
+        """``frame`` (its pts on the 90 kHz clock) coded; None if libvpx returned nothing.
 
-        libvpx paces its rate control by the frames' timestamps, so frames the source skipped
-        count as time gone by.
+        libvpx paces its rate control by the frames' timestamps, so frames never coded count as
+        time gone by.
         """
         codec = self._codec_for(frame, wish.bitrate_bps)
-        frame.pts = index * VIDEO_CLOCK_HZ // self._fps
-        frame.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         if wish.keyframe:
             frame.pict_type = av.video.frame.PictureType.I
         packets = codec.encode(frame)
         if not packets:
             return None
-        coded = EncodedFrame(
-            b"".join(bytes(p) for p in packets),
-            any(p.is_keyframe for p in packets),
-            self.id,
-            self._seq,
-        )
-        self._seq += 1
-        return coded
+        data = b"".join(bytes(p) for p in packets)
+        return EncodedFrame(data, any(p.is_keyframe for p in packets))
 
     def _codec_for(self, frame: av.VideoFrame, bitrate_bps: int) -> VideoCodecContext:
         codec = self._codec
@@ -137,6 +124,9 @@ class FrameEncoder:
         codec.width, codec.height = frame.width, frame.height
         codec.bit_rate = bitrate_bps
         codec.pix_fmt = "yuv420p"
+        # The frames' own clock: PyAV would otherwise rebase each frame's pts in place, and the
+        # frame is shared with consumers that code it themselves.
+        codec.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         codec.gop_size = 3000
         codec.qmin, codec.qmax = 2, 56
         codec.options = vp8_options(bitrate_bps)
@@ -148,16 +138,19 @@ class FrameEncoder:
 class VideoOut:
     """A channel's video: raw frames for consumers that code their own, VP8 packets for the rest.
 
-    Use on the event loop, but for ``wish``'s values, which the source's worker reads.
+    Use on the event loop. ``on_coded`` is called after each frame is coded (a metric).
     """
 
-    def __init__(self, fps: int) -> None:
+    def __init__(self, fps: int, on_coded: Callable[[], None] | None = None) -> None:
         self.fps = fps
         self.frames = AvatarVideoTrack(fps)
         self._relay = MediaRelay()
+        self._on_coded = on_coded
+        self._encoder = FrameEncoder()
         self._packet_consumers: set[VideoSubscription] = set()
         self._keyframe_wanted = False
-        self._last: tuple[int, int] | None = None  # (encoder, seq) of the last packet shown
+        self._coding: asyncio.Task[None] | None = None
+        self.frames_coded = 0
         self.packets_sent = 0
         self.keyframes_sent = 0
 
@@ -165,40 +158,56 @@ class VideoOut:
         """A consumer's track: packets or frames once its sender knows the codec."""
         return VideoSubscription(self)
 
-    def wish(self) -> EncodeWish | None:
-        """What the next coded frame should be; None while no consumer takes packets."""
-        if not self._packet_consumers:
-            return None
-        bitrates = [c.bitrate_bps for c in self._packet_consumers]
+    def wish(self) -> EncodeWish:
+        """What the next coded frame should be."""
+        bitrates = [c.bitrate_bps for c in self._packet_consumers] or [vpx.DEFAULT_BITRATE]
         return EncodeWish(self._keyframe_wanted, min(bitrates))
 
     def request_keyframe(self) -> None:
         """The next frame coded should be a keyframe."""
         self._keyframe_wanted = True
 
-    def publish(self, frame: av.VideoFrame, number: int, coded: EncodedFrame | None) -> None:
-        """Offers channel frame ``number``, and its packet to the packet consumers."""
+    def publish(self, frame: av.VideoFrame, number: int) -> None:
+        """Offers channel frame ``number`` to every consumer (coded once for the VP8 ones)."""
         self.frames.publish(frame, number)
-        if coded is None or not self._packet_consumers:
-            return
-        follows = self._last == (coded.encoder, coded.seq - 1)
-        if not (coded.keyframe or follows):
-            self._last = None
-            self.request_keyframe()  # whoever codes next must start a new picture chain
-            return
-        self._last = (coded.encoder, coded.seq)
+
+    def send(self, coded: EncodedFrame, pts: int) -> None:
+        """Hands one coded frame (``pts`` on the 90 kHz clock) to every packet consumer."""
         if coded.keyframe:
             self._keyframe_wanted = False
             self.keyframes_sent += 1
         packet = av.Packet(coded.data)
-        packet.pts = frame.pts
+        packet.pts = pts
         packet.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         self.packets_sent += 1
         for consumer in list(self._packet_consumers):
             consumer.put(packet, coded.keyframe)
 
+    async def _code_frames(self) -> None:
+        """Codes the newest frame whenever free, while any consumer takes packets."""
+        frames = self._relay.subscribe(self.frames, buffered=False)
+        loop = asyncio.get_running_loop()
+        try:
+            while self._packet_consumers:
+                frame = await frames.recv()
+                if not self._packet_consumers:
+                    break
+                if not isinstance(frame, av.VideoFrame) or frame.pts is None:
+                    continue
+                pts = frame.pts
+                coded = await loop.run_in_executor(None, self._encoder.encode, frame, self.wish())
+                self.frames_coded += 1
+                if self._on_coded is not None:
+                    self._on_coded()
+                if coded is not None:
+                    self.send(coded, pts)
+        except MediaStreamError:
+            pass  # the channel's video ended
+        finally:
+            frames.stop()
+
     def stop(self) -> None:
-        """Ends the frames track and every packet consumer."""
+        """Ends the frames track, the coding and every packet consumer."""
         self.frames.stop()
         for consumer in list(self._packet_consumers):
             consumer.stop()
@@ -213,6 +222,8 @@ class VideoOut:
         """Sends ``consumer`` every packet from the next keyframe on (asked for now)."""
         self._packet_consumers.add(consumer)
         self.request_keyframe()
+        if self._coding is None or self._coding.done():
+            self._coding = asyncio.ensure_future(self._code_frames())
 
     def remove_packet_consumer(self, consumer: VideoSubscription) -> None:
         """Stops sending packets to ``consumer``."""

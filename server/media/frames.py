@@ -40,7 +40,7 @@ def _planes(i420: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]
     return y, u, v
 
 
-def _frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
+def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
     """Writable views of a yuv420p frame's Y, U and V planes (rows may be padded past the width)."""
     views = []
     for plane in frame.planes:
@@ -96,7 +96,7 @@ class FrameComposer:
             self._last_pose = pose
         # Copied plane by plane: 30 us, where ``VideoFrame.from_ndarray`` takes 350 us.
         frame = av.VideoFrame(self._width, self._height, "yuv420p")
-        for target, source in zip(_frame_planes(frame), self._last_planes, strict=True):
+        for target, source in zip(frame_planes(frame), self._last_planes, strict=True):
             target[...] = source
         return frame
 

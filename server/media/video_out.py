@@ -40,6 +40,7 @@ from av.frame import Frame
 from av.video.codeccontext import VideoCodecContext
 
 from . import aiortc_tuning
+from .frames import frame_planes
 from .tracks import VIDEO_CLOCK_HZ, AvatarVideoTrack
 
 VP8_MIME_TYPE = "video/VP8"
@@ -124,8 +125,7 @@ class FrameEncoder:
         codec.width, codec.height = frame.width, frame.height
         codec.bit_rate = bitrate_bps
         codec.pix_fmt = "yuv420p"
-        # The frames' own clock: PyAV would otherwise rebase each frame's pts in place, and the
-        # frame is shared with consumers that code it themselves.
+        # The frames' own clock (RTP's 90 kHz), so PyAV need not rebase their timestamps.
         codec.time_base = Fraction(1, VIDEO_CLOCK_HZ)
         codec.gop_size = 3000
         codec.qmin, codec.qmax = 2, 56
@@ -150,6 +150,9 @@ class VideoOut:
         self._packet_consumers: set[VideoSubscription] = set()
         self._keyframe_wanted = False
         self._coding: asyncio.Task[None] | None = None
+        self._newest: tuple[av.VideoFrame, int] | None = None  # not yet taken by the coding task
+        self._fresh = asyncio.Event()
+        self._stopped = False
         self.frames_coded = 0
         self.packets_sent = 0
         self.keyframes_sent = 0
@@ -170,6 +173,9 @@ class VideoOut:
     def publish(self, frame: av.VideoFrame, number: int) -> None:
         """Offers channel frame ``number`` to every consumer (coded once for the VP8 ones)."""
         self.frames.publish(frame, number)
+        if self._packet_consumers:
+            self._newest = (frame, number * VIDEO_CLOCK_HZ // self.fps)
+            self._fresh.set()
 
     def send(self, coded: EncodedFrame, pts: int) -> None:
         """Hands one coded frame (``pts`` on the 90 kHz clock) to every packet consumer."""
@@ -184,30 +190,37 @@ class VideoOut:
             consumer.put(packet, coded.keyframe)
 
     async def _code_frames(self) -> None:
-        """Codes the newest frame whenever free, while any consumer takes packets."""
-        frames = self._relay.subscribe(self.frames, buffered=False)
+        """Codes the newest frame whenever free, while any consumer takes packets.
+
+        It codes a copy (30 us for 512x512): the frame itself also goes to consumers that code
+        it themselves, and PyAV rewrites a frame's timestamps in place to each encoder's clock.
+        """
         loop = asyncio.get_running_loop()
-        try:
-            while self._packet_consumers:
-                frame = await frames.recv()
-                if not self._packet_consumers:
-                    break
-                if not isinstance(frame, av.VideoFrame) or frame.pts is None:
-                    continue
-                pts = frame.pts
-                coded = await loop.run_in_executor(None, self._encoder.encode, frame, self.wish())
-                self.frames_coded += 1
-                if self._on_coded is not None:
-                    self._on_coded()
-                if coded is not None:
-                    self.send(coded, pts)
-        except MediaStreamError:
-            pass  # the channel's video ended
-        finally:
-            frames.stop()
+        while self._packet_consumers and not self._stopped:
+            await self._fresh.wait()
+            self._fresh.clear()
+            if self._newest is None or not self._packet_consumers or self._stopped:
+                continue
+            (frame, pts), self._newest = self._newest, None
+            coded = await loop.run_in_executor(None, self._code, frame, pts, self.wish())
+            self.frames_coded += 1
+            if self._on_coded is not None:
+                self._on_coded()
+            if coded is not None and not self._stopped:
+                self.send(coded, pts)
+
+    def _code(self, frame: av.VideoFrame, pts: int, wish: EncodeWish) -> EncodedFrame | None:
+        """Executor thread: codes a copy of ``frame`` stamped ``pts`` (90 kHz)."""
+        own = av.VideoFrame(frame.width, frame.height, "yuv420p")
+        for target, source in zip(frame_planes(own), frame_planes(frame), strict=True):
+            target[...] = source
+        own.pts, own.time_base = pts, Fraction(1, VIDEO_CLOCK_HZ)
+        return self._encoder.encode(own, wish)
 
     def stop(self) -> None:
         """Ends the frames track, the coding and every packet consumer."""
+        self._stopped = True
+        self._fresh.set()
         self.frames.stop()
         for consumer in list(self._packet_consumers):
             consumer.stop()

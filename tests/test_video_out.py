@@ -192,3 +192,17 @@ async def test_the_sender_passes_keyframe_requests_and_remb_to_the_track() -> No
     )
     assert out.wish() == EncodeWish(True, 300_000), "a REMB for another stream"
     out.stop()
+
+
+async def test_packets_keep_the_channel_clock_whatever_another_encoder_does_to_the_frame() -> None:
+    """An H.264 consumer's encoder rebases the shared frame's pts to its own 1/30 s clock."""
+    out = VideoOut(FPS)
+    track = _subscribed(out)
+    frame = _picture(0)
+    coded = out.frames_coded
+    out.publish(frame, 50)
+    frame.pts, frame.time_base = 60, Fraction(1, 30)  # as PyAV leaves it after libx264
+    await until(lambda: out.frames_coded > coded, 5.0, "frame coded")
+    (packet,) = _drain(track)
+    assert packet.pts == 50 * 90_000 // FPS and packet.time_base == Fraction(1, 90_000)
+    out.stop()

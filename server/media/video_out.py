@@ -9,7 +9,8 @@ VP8 gets the frames and codes them itself, as before (``VideoSubscription.use_co
 
 The coding stays off the session's worker thread on purpose: there it made the worker's trip a
 frame longer, and four talking sessions with the probe on this machine's two cores fell to
-16-20 fps in two runs of three, against 21.8-24.3 fps coded here (``bench.probe_cpu``, 3 pairs).
+16.2 and 19.8 fps in two runs of three, against 21.8-24.3 fps for aiortc coding per consumer
+in its executor (``bench.probe_cpu``, three interleaved pairs).
 
 The channel has one encoder whatever its source, so a handover between sessions is just the next
 frame. Like aiortc's own sender, the coding task takes the newest frame when it is free: a frame

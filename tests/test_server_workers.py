@@ -118,7 +118,10 @@ async def test_each_worker_keeps_to_its_core_when_there_is_one_per_core(server: 
         for worker, cpu in zip(health["workers"], worker_cpus(2), strict=True):
             want = set(os.sched_getaffinity(0)) if cpu is None else {cpu}
             affinities = _thread_affinities(worker["pid"])
-            assert len(affinities) > 3 and all(a == want for a in affinities), (cpu, affinities)
+            # The speaker's worker has its session's threads too; the other may have only its
+            # own few (which it has depends on what earlier tests left in its thread pools).
+            assert len(affinities) >= (4 if worker["sessions"] else 1), (cpu, affinities)
+            assert all(a == want for a in affinities), (cpu, affinities)
     finally:
         await speaker.close()
 

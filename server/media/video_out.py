@@ -155,7 +155,6 @@ class VideoOut:
         self._fresh = asyncio.Event()
         self._stopped = False
         self.frames_coded = 0
-        self.packets_sent = 0
         self.keyframes_sent = 0
 
     def subscribe(self) -> VideoSubscription:
@@ -178,7 +177,7 @@ class VideoOut:
             self._newest = (frame, number * VIDEO_CLOCK_HZ // self.fps)
             self._fresh.set()
 
-    def send(self, coded: EncodedFrame, pts: int) -> None:
+    def _send(self, coded: EncodedFrame, pts: int) -> None:
         """Hands one coded frame (``pts`` on the 90 kHz clock) to every packet consumer."""
         if coded.keyframe:
             self._keyframe_wanted = False
@@ -186,7 +185,6 @@ class VideoOut:
         packet = av.Packet(coded.data)
         packet.pts = pts
         packet.time_base = Fraction(1, VIDEO_CLOCK_HZ)
-        self.packets_sent += 1
         for consumer in list(self._packet_consumers):
             consumer.put(packet, coded.keyframe)
 
@@ -208,7 +206,7 @@ class VideoOut:
             if self._on_coded is not None:
                 self._on_coded()
             if coded is not None and not self._stopped:
-                self.send(coded, pts)
+                self._send(coded, pts)
 
     def _code(self, frame: av.VideoFrame, pts: int, wish: EncodeWish) -> EncodedFrame | None:
         """Executor thread: codes a copy of ``frame`` stamped ``pts`` (90 kHz)."""

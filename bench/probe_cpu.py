@@ -5,19 +5,27 @@ Starts ``lipstream serve`` (its default workers), runs ``../shared/checks/live_p
 CPU (``bench/process_stats.py``) over ``WINDOW_S`` in the middle of the talking, so the start and
 the end of the sessions are not in it. Prints the probe's last line and the server's cores, in all
 and per session, and per session by thread role over the same window (the workers'
-``lipstream_thread_cpu_seconds_total``, ``server/thread_cpu.py``). Run on a quiet machine: the
-probe and the server share its cores.
+``lipstream_thread_cpu_seconds_total``, ``server/thread_cpu.py``). Run on a quiet machine.
+
+Where the machine allows (4 cores or more), the probe is pinned apart: it keeps to the last
+quarter of the cores and the server (whose workers follow its cores) to the rest, so the client's
+own bursts do not land on a worker's core and two runs measure the same thing. On fewer cores
+they share all of them, as a client on the same box would; ``--client-cores N`` sets the split
+by hand (``0``: shared).
 
     python -m bench.probe_cpu WAV [--sessions 4] [--python ~/checkenv/bin/python] [--runs 3]
+        [--client-cores N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +34,7 @@ from bench.process_stats import sample
 from bench.server_process import ServerProcess, metrics_text
 
 PROBE = Path(__file__).resolve().parents[2] / "shared" / "checks" / "live_probe.py"
+PIN_APART_FROM_CORES = 4  # below this, the probe and the server share every core
 SETTLE_S = 8.0  # sessions connect and start talking
 WINDOW_S = 10.0  # of the probe's 20 s of talking
 
@@ -61,15 +70,47 @@ def per_session(output: str) -> str:
     return ", ".join(fields)
 
 
-def one_run(wav: Path, sessions: int, python: str) -> tuple[str, float, dict[str, float]]:
+@dataclass(frozen=True)
+class Placement:
+    """Which cores the server and the probe keep to; both None when they share every core."""
+
+    server: set[int] | None = None
+    client: set[int] | None = None
+
+    def describe(self) -> str:
+        if self.server is None or self.client is None:
+            return "server and probe share every core"
+        return f"server on cores {sorted(self.server)}, probe on cores {sorted(self.client)}"
+
+
+def placement(client_cores: int | None, cpus: set[int]) -> Placement:
+    """The split of ``cpus``: the server keeps the lowest, the probe the ``client_cores`` highest.
+
+    None chooses: a quarter of the cores from ``PIN_APART_FROM_CORES`` up, else none (shared).
+    """
+    ordered = sorted(cpus)
+    if client_cores is None:
+        client_cores = len(ordered) // 4 if len(ordered) >= PIN_APART_FROM_CORES else 0
+    if client_cores <= 0:
+        return Placement()
+    if client_cores >= len(ordered):
+        raise SystemExit(f"--client-cores {client_cores} leaves the server no core of {ordered}")
+    return Placement(server=set(ordered[:-client_cores]), client=set(ordered[-client_cores:]))
+
+
+def one_run(
+    wav: Path, sessions: int, python: str, where: Placement
+) -> tuple[str, float, dict[str, float]]:
     """The probe's summary and per-session lines, the server's cores over the window, by role."""
     log = Path(tempfile.mkdtemp()) / "server.log"
-    server = ServerProcess(log, "--no-auth")
+    server = ServerProcess(log, "--no-auth", cpus=where.server)
     with server as url:
         assert server.process is not None
         pid = server.process.pid
         command = [python, str(PROBE), f"{url}/whip", str(wav), "--sessions", str(sessions),
                    "--seconds", "20"]  # fmt: skip
+        if where.client:
+            command = ["taskset", "--cpu-list", ",".join(map(str, sorted(where.client))), *command]
         probe = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -92,9 +133,16 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--python", default=str(Path.home() / "checkenv" / "bin" / "python"))
+    parser.add_argument(
+        "--client-cores", type=int, default=None,
+        help="cores kept for the probe, the highest ones (default: a quarter from 4 cores up, "
+        "else 0 = shared)",
+    )  # fmt: skip
     args = parser.parse_args()
+    where = placement(args.client_cores, os.sched_getaffinity(0))
+    print(where.describe(), flush=True)
     for _ in range(args.runs):
-        line, cores, roles = one_run(args.wav, args.sessions, args.python)
+        line, cores, roles = one_run(args.wav, args.sessions, args.python, where)
         per_session = cores / args.sessions
         by_role = " ".join(f"{r}={c / args.sessions:.3f}" for r, c in sorted(roles.items()))
         summary, sessions = line.split("\n", 1)

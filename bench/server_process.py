@@ -25,13 +25,18 @@ def free_port() -> int:
 
 class ServerProcess:
     """``with ServerProcess(log, "--driver", "loudness") as url:`` runs a server until the block
-    ends."""
+    ends.
 
-    def __init__(self, log: Path, *args: str) -> None:
+    ``cpus`` keeps the server (and so its workers, one per core it may use) to those cores, so
+    that a bench client can run on the others.
+    """
+
+    def __init__(self, log: Path, *args: str, cpus: set[int] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._args = args
+        self._cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
@@ -48,6 +53,8 @@ class ServerProcess:
             *self._args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self._cpus:
+            command = ["taskset", "--cpu-list", ",".join(map(str, sorted(self._cpus))), *command]
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         self._wait_healthy()

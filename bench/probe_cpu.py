@@ -14,7 +14,7 @@ they share all of them, as a client on the same box would; ``--client-cores N`` 
 by hand (``0``: shared).
 
     python -m bench.probe_cpu WAV [--sessions 4] [--python ~/checkenv/bin/python] [--runs 3]
-        [--client-cores N]
+        [--client-cores N] [--workers N]
 """
 
 from __future__ import annotations
@@ -99,11 +99,11 @@ def placement(client_cores: int | None, cpus: set[int]) -> Placement:
 
 
 def one_run(
-    wav: Path, sessions: int, python: str, where: Placement
+    wav: Path, sessions: int, python: str, where: Placement, serve_args: list[str]
 ) -> tuple[str, float, dict[str, float]]:
     """The probe's summary and per-session lines, the server's cores over the window, by role."""
     log = Path(tempfile.mkdtemp()) / "server.log"
-    server = ServerProcess(log, "--no-auth", cpus=where.server)
+    server = ServerProcess(log, "--no-auth", *serve_args, cpus=where.server)
     with server as url:
         assert server.process is not None
         pid = server.process.pid
@@ -138,11 +138,13 @@ def main() -> None:
         help="cores kept for the probe, the highest ones (default: a quarter from 4 cores up, "
         "else 0 = shared)",
     )  # fmt: skip
+    parser.add_argument("--workers", type=int, help="passed to serve (default: serve's own)")
     args = parser.parse_args()
+    serve_args = [] if args.workers is None else ["--workers", str(args.workers)]
     where = placement(args.client_cores, os.sched_getaffinity(0))
     print(where.describe(), flush=True)
     for _ in range(args.runs):
-        line, cores, roles = one_run(args.wav, args.sessions, args.python, where)
+        line, cores, roles = one_run(args.wav, args.sessions, args.python, where, serve_args)
         per_session = cores / args.sessions
         by_role = " ".join(f"{r}={c / args.sessions:.3f}" for r, c in sorted(roles.items()))
         summary, sessions = line.split("\n", 1)

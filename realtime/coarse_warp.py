@@ -10,10 +10,11 @@ just another crop whose pixel centres (map channels ``x``, ``y``) lie between th
 
 The upsampled quantity is the displacement (where a pixel samples, less where it is), which is 0
 at the crop's edge and wherever nothing moves, so the still parts of the face stay exactly where
-they were. On the built-in avatar (172 px crop) this takes a render from 1.4-1.6 to 0.93 ms; the
-crops differ from the full-grid render by a median PSNR of 45.5 dB (min 40.6) over 387 poses of
-real speech, at most a grey level or two except on the inner lip edge (README, "The warp on a
-coarse grid").
+they were. The generator stage takes a third less (``bench/render_speed.py``, min of 300 calls:
+0.97 against 1.42-1.51 ms on the built-in avatar's 172 px crop, 1.8-2.1 against 2.6-3.6 ms at
+256 px), and the independent shape check on 44 s1 dev clips moves by at most 0.002 (README, "The
+warp on a coarse grid"). Two things are sharp at the pixel and keep the full grid: see
+``carries``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
+from lipstream.realtime.coarse_warp import STEP as COARSE_STEP
 from lipstream.realtime.coarse_warp import CoarseWarp, carries
 from lipstream.realtime.onnx_session import onnx_session
 from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
@@ -145,8 +146,8 @@ class Renderer:
         threads: onnxruntime intra-op threads for the generator (size for N sessions on the cores).
         providers: onnxruntime execution providers; default CPU.
         coarse: compute the warp on a grid twice as coarse and upsample it
-            (``realtime/coarse_warp.py``; a third less CPU a render). False asks the graph for
-            every pixel.
+            (``realtime/coarse_warp.py``; a third less CPU a render). False, or a crop of odd
+            side, asks the graph for every pixel.
     """
 
     def __init__(
@@ -174,7 +175,7 @@ class Renderer:
             "interior": avatar.interior,
         }
         self._coarse: tuple[CoarseWarp, dict[str, np.ndarray]] | None = None
-        if coarse:
+        if coarse and avatar.crop_px % COARSE_STEP == 0:  # builders make even crops (framing.py)
             grid = CoarseWarp(avatar.maps, avatar.rig)
             self._coarse = (grid, {**self._feed_static, "maps": grid.maps, "rig": grid.rig})
 

@@ -38,7 +38,7 @@ SILENCE_DB = np.float32(10.0 * np.log10(LEVEL_EPS))
 OUTPUT_NAME = "mouth"
 HOP_SAMPLES = 160  # 10 ms at 16 kHz: the posterior and level frame
 MAX_LOOKAHEAD_MS = 50.0  # DESIGN.md: audio the mouth path may hear past a frame's end
-LIPS_LAG_MS = 30  # see LearnedDriver.__init__
+LIPS_LAG_MS = 10  # see LearnedDriver.__init__
 LIVE_VOICE_LEAD_MS = -10
 """The live driver's ``voice_lead_ms``: its windows end 10 ms before the instant a frame depicts, so
 that a frame needs no audio past its own end (``LearnedDriver.lookahead_samples`` 0). Browsers send
@@ -229,8 +229,11 @@ class LearnedDriver:
         # held 10 ms and +10 ms held 0 ms (the independent probe, one session, 3 runs each). With
         # LIVE_VOICE_LEAD_MS the mouth shows 10 ms later and a frame leaves a packet sooner; the
         # voice is released in whole 20 ms packets, so 10 and 20 ms hold the same, and 30 ms
-        # keeps the voice where it was: lips 10 ms sooner, voice unchanged (measures in the
-        # README, "Voice against lips").
+        # kept the voice where it was (README, "Voice against lips"). Since the warp is drawn on
+        # a coarse grid (realtime/coarse_warp.py) small openings show, and the mouth reads 10 ms
+        # earlier: held 30 ms the probe gave -20 ms (3 of 3) and aiortc-buffered viewers -30 to
+        # -40; held 10 ms the probe gives 0 and 0, aiortc viewers -10 to -20 and browser-like
+        # buffers +20 to +30 (README, "The warp on a coarse grid").
         self.lips_lag_samples = LIPS_LAG_MS * clock.sample_rate_hz // 1000
         budget = int(MAX_LOOKAHEAD_MS * clock.sample_rate_hz / 1000)
         if not 0 <= self.lookahead_samples <= budget:

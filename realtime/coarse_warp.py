@@ -22,7 +22,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS
-from lipstream.realtime.pose import MOUTH_PARAMS, FramePose
 
 STEP = 2  # fine pixels per coarse pixel, each way
 MAX_TUCK = 0.2
@@ -47,7 +46,7 @@ class CoarseWarp:
 
     def __init__(self, maps: np.ndarray, rig: np.ndarray) -> None:
         self.fine_px = int(round(float(rig[RIG_FIELDS.index("crop_px")])))
-        if self.fine_px % STEP:
+        if not fits(self.fine_px):
             raise ValueError(f"a {self.fine_px}px crop has no coarse grid (it must be even)")
         n, c = self.fine_px, self.fine_px // STEP
         self.coarse_px = c
@@ -88,16 +87,22 @@ class CoarseWarp:
         return np.stack(fine).reshape(4, -1), band
 
 
-def carries(pose: FramePose) -> bool:
-    """Whether the coarse grid draws ``pose`` as the full grid would.
+def fits(crop_px: int) -> bool:
+    """Whether a ``crop_px`` crop has a coarse grid: its side divides by ``STEP``.
+
+    Builders make even crops (``avatar/framing.py``).
+    """
+    return crop_px % STEP == 0
+
+
+def carries(blink: float, tuck: float) -> bool:
+    """Whether the coarse grid draws this ``blink`` and /f v/ ``tuck`` as the full grid would.
 
     Not a closing lid (its edge is sharp at the pixel: the coarse blink left the eye half open),
-    nor a /f v/ tuck past ``MAX_TUCK``. Those frames, 7 % of real speech (4.5 % blinks), take the
-    full grid.
+    nor a tuck past ``MAX_TUCK``. Those frames, 7 % of real speech (4.5 % blinks), take the full
+    grid (``python -m bench.coarse_warp``).
     """
-    tuck = np.asarray(pose.mouth, np.float32).reshape(-1)
-    at = MOUTH_PARAMS.index("tuck")
-    return pose.blink == 0.0 and (len(tuck) <= at or not tuck[at] > MAX_TUCK)
+    return blink == 0.0 and not tuck > MAX_TUCK
 
 
 def _coarse_rig(rig: np.ndarray, coarse_px: int) -> np.ndarray:

@@ -18,8 +18,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from lipstream.realtime.avatar import MAP_CHANNELS, RIG_FIELDS, Avatar
-from lipstream.realtime.coarse_warp import STEP as COARSE_STEP
-from lipstream.realtime.coarse_warp import CoarseWarp, carries
+from lipstream.realtime.coarse_warp import CoarseWarp, carries, fits
 from lipstream.realtime.onnx_session import onnx_session
 from lipstream.realtime.pose import MOUTH_PARAMS, N_MOUTH_PARAMS, FramePose
 
@@ -28,6 +27,7 @@ POSE_FIELDS: tuple[str, ...] = (*MOUTH_PARAMS, "blink", "head_dx", "head_dy", "h
 """Order of the generator input ``pose`` (checked against the model's metadata at load)."""
 GENERATOR_OUTPUTS: tuple[str, ...] = ("source", "cover", "texture", "tint", "band")
 """The generator's outputs, in order (``models/generator/model.py`` ``Generator.forward``)."""
+_TUCK = MOUTH_PARAMS.index("tuck")
 TEETH_PER_HALF_WIDTH = 3.0  # incisor, lateral incisor, canine: the dark lines between them
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class Renderer:
             "interior": avatar.interior,
         }
         self._coarse: tuple[CoarseWarp, dict[str, np.ndarray]] | None = None
-        if coarse and avatar.crop_px % COARSE_STEP == 0:  # builders make even crops (framing.py)
+        if coarse and fits(avatar.crop_px):
             grid = CoarseWarp(avatar.maps, avatar.rig)
             self._coarse = (grid, {**self._feed_static, "maps": grid.maps, "rig": grid.rig})
 
@@ -194,7 +194,7 @@ class Renderer:
         vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
         grid: CoarseWarp | None = None
         feed = self._feed_static
-        if self._coarse is not None and carries(pose):
+        if self._coarse is not None and carries(pose.blink, float(mouth[_TUCK])):
             grid, feed = self._coarse
         source, cover, texture, tint, band = self._session.run(None, {**feed, "pose": vec})
         if grid is not None:

@@ -49,7 +49,8 @@ def rendered_frames(seconds: float) -> tuple[list[np.ndarray], tuple[int, int, i
     return frames, stages.face_region
 
 
-def _face_psnr(decoded: np.ndarray, source: np.ndarray, face: tuple[int, int, int]) -> float:
+def face_psnr(decoded: np.ndarray, source: np.ndarray, face: tuple[int, int, int]) -> float:
+    """Luma PSNR (dB) of ``decoded`` against ``source`` in the face region ``(left, top, size)``."""
     left, top, size = face
     a = decoded[top : top + size, left : left + size].astype(np.float64)
     b = source[top : top + size, left : left + size].astype(np.float64)
@@ -70,7 +71,7 @@ def measure(frames: list[np.ndarray], face: tuple[int, int, int]) -> dict[str, f
         size += len(data)
         for decoded in decoder.decode(JitterFrame(data, timestamp)):
             if index >= WARMUP_FRAMES:
-                psnr.append(_face_psnr(decoded.to_ndarray(), source, face))
+                psnr.append(face_psnr(decoded.to_ndarray(), source, face))
     return {
         "encode_us_mean": round(1e6 * float(np.mean(cpu[WARMUP_FRAMES:])), 1),
         "kbps": round(size * 8 * FPS / len(frames) / 1000, 1),

@@ -1,15 +1,17 @@
-"""The aiortc adjustments: the vectorised audio level equals aiortc's own (RFC 6465), and VP8 keeps
-aiortc's settings except the denoiser and the static threshold, which must not freeze a mouth."""
+"""The aiortc adjustments: the vectorised audio level equals aiortc's own (RFC 6465), VP8 keeps
+aiortc's settings except the denoiser and the static threshold, which must not freeze a mouth, and
+H.264 keeps them except its preset."""
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 from aiortc import rtp
-from aiortc.codecs import vpx
+from aiortc.codecs import h264, vpx
 from aiortc.jitterbuffer import JitterFrame
 from av import AudioFrame, VideoFrame
 from lipstream.server.media import aiortc_tuning, tracks
@@ -76,6 +78,34 @@ def test_vp8_static_threshold_skips_the_still_background_but_never_the_mouth(
     aiortc_tuning.apply()
     assert int(aiortc_tuning.VP8_OPTIONS["static-thresh"]) > 1
     assert _vp8_roundtrip_psnr(box=MOUTH_BOX) > 35.0
+
+
+def test_h264_keeps_aiortc_settings_but_the_preset_and_a_sharp_mouth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An H.264-only consumer's encoder runs at ``superfast`` (one reference, diamond search,
+    subpixel level 1) with the deblocking filter, still Baseline without B-frames as aiortc asks,
+    and the moving mouth stays far past visibly lossless. libx264 writes the settings it ran with
+    into the first frame's SEI."""
+    monkeypatch.setattr(h264, "av", av)
+    aiortc_tuning.apply()
+    encoder, decoder = h264.H264Encoder(), h264.H264Decoder()
+    scores, stream = [], b""
+    for index in range(40):
+        picture = _talking_blob(index)
+        frame = VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts, frame.time_base = index, Fraction(1, 25)
+        payloads, timestamp = encoder.encode(frame)
+        data = b"".join(h264.H264PayloadDescriptor.parse(p)[1] for p in payloads)
+        stream += data
+        for decoded in decoder.decode(JitterFrame(data, timestamp)):
+            error = decoded.to_ndarray(format="rgb24").astype(np.float64) - picture
+            scores.append(10 * np.log10(255**2 / np.mean(error[MOUTH_BOX] ** 2)))
+    settings = re.search(rb"options: ([ -~]+)", stream)
+    assert settings is not None, "libx264 wrote no settings SEI"
+    ran_with = set(settings.group(1).decode().split())
+    assert {"ref=1", "me=dia", "subme=1", "deblock=1:0:0", "cabac=0", "bframes=0"} <= ran_with
+    assert len(scores) >= 35 and min(scores[5:]) > 35.0, scores
 
 
 def _voice(seconds: float) -> np.ndarray:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
 from aiortc.codecs import vpx
+from aiortc.codecs.base import Decoder, Encoder
 from aiortc.jitterbuffer import JitterFrame
 from lipstream.server.media import aiortc_tuning
 
@@ -59,19 +62,31 @@ def face_psnr(decoded: np.ndarray, source: np.ndarray, face: tuple[int, int, int
 
 def measure(frames: list[np.ndarray], face: tuple[int, int, int]) -> dict[str, float]:
     """Encode CPU, bitrate and face PSNR (luma) through aiortc's VP8 encoder as it is now set."""
-    encoder, decoder = vpx.Vp8Encoder(), vpx.Vp8Decoder()
+    return roundtrip(frames, face, vpx.Vp8Encoder(), vpx.Vp8Decoder(), vpx.VpxPayloadDescriptor)
+
+
+def roundtrip(
+    frames: list[np.ndarray],
+    face: tuple[int, int, int],
+    encoder: Encoder,
+    decoder: Decoder,
+    descriptor: Any,
+    cpu_clock: Callable[[], float] = time.thread_time,
+) -> dict[str, float]:
+    """Encode CPU (``cpu_clock``), bitrate and face PSNR (luma) of ``frames`` through one of
+    aiortc's encoders, its packetiser (``descriptor.parse``) and its decoder."""
     cpu, psnr, size = [], [], 0
     for index, source in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(source, format="yuv420p")
         frame.pts, frame.time_base = index, Fraction(1, FPS)
-        start = time.thread_time()
+        start = cpu_clock()
         payloads, timestamp = encoder.encode(frame)
-        cpu.append(time.thread_time() - start)
-        data = b"".join(vpx.VpxPayloadDescriptor.parse(p)[1] for p in payloads)
+        cpu.append(cpu_clock() - start)
+        data = b"".join(descriptor.parse(p)[1] for p in payloads)
         size += len(data)
         for decoded in decoder.decode(JitterFrame(data, timestamp)):
             if index >= WARMUP_FRAMES:
-                psnr.append(face_psnr(decoded.to_ndarray(), source, face))
+                psnr.append(face_psnr(decoded.to_ndarray(format="yuv420p"), source, face))
     return {
         "encode_us_mean": round(1e6 * float(np.mean(cpu[WARMUP_FRAMES:])), 1),
         "kbps": round(size * 8 * FPS / len(frames) / 1000, 1),

@@ -27,13 +27,12 @@
    for a keyframe (PLI or FIR), and its bitrate estimate (REMB). ``RTCRtpSender`` passes them on
    to a track that takes them (``use_codec``, ``request_keyframe``, ``report_bitrate``), after
    doing what it did before.
-7. A consumer that negotiated H.264 only (some WHIP ingests take nothing else)
-   gets frames, and aiortc codes them with libx264's default ``medium`` preset: 12-17 ms of CPU
-   per 512x512 frame of the avatar talking, a third of a core or more for that one consumer. At
-   ``superfast`` it takes 2.0-3.3 ms, and the face comes back 50.1 instead of 50.4 dB PSNR at
-   800 kbps and 48.3 instead of 48.7 at aiortc's 500 kbps floor (``python -m bench.h264_preset``).
-   ``ultrafast`` would save a little more by dropping the deblocking filter, which shows at low
-   bitrates.
+7. A consumer that negotiated H.264 only (some WHIP ingests take nothing else) gets frames, and
+   aiortc codes them with libx264's default ``medium`` preset: 12-17 ms of CPU per 512x512 frame
+   of the avatar talking, a third of a core or more for that one consumer. At ``superfast`` it
+   takes 2.0-3.3 ms, and the face comes back 50.1 instead of 50.4 dB PSNR at 800 kbps and 48.3
+   instead of 48.7 at aiortc's 500 kbps floor (``python -m bench.h264_preset``). ``ultrafast``
+   would save a little more by dropping the deblocking filter, which shows at low bitrates.
 """
 
 from __future__ import annotations
